@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# Run a command against a private, throw-away LocalStack S3 (host mode, no Docker).
+#
+#   localstack/with-localstack.sh CMD [ARGS...]
+#
+# Installs localstack-core 4.13.1 into a cached virtualenv (once), starts it on
+# a free loopback port, creates a unique bucket, exports the AWS_* variables and
+# SKIFF_TEST_S3_URL, runs CMD, returns CMD's exit code and always stops
+# LocalStack again. If SKIFF_TEST_S3_URL is already set, CMD runs as is against
+# that store. See localstack/README.md for the variables.
+set -euo pipefail
+
+readonly localstack_version="4.13.1"
+# Pins that a plain install resolved wrongly on Python 3.11 (each one was
+# needed); also in constraints.txt, repeated so they hold if that file changes.
+readonly pinned_requirements=(
+  "cbor2==5.9.0"
+  "pyopenssl==25.3.0"
+  "cryptography==46.0.7"
+  "service-identity==24.2.0"
+)
+readonly install_marker_name=".skiff-install-complete"
+readonly ready_poll_interval_s="0.2"
+readonly stop_grace_s=10
+readonly log_tail_lines=50
+
+script_dir="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+readonly script_dir
+readonly constraints_file="${script_dir}/constraints.txt"
+
+venv_dir="${SKIFF_LOCALSTACK_VENV:-${HOME}/.cache/skiff/localstack-${localstack_version}}"
+python_bin="${SKIFF_LOCALSTACK_PYTHON:-python3}"
+ready_timeout_s="${SKIFF_LOCALSTACK_READY_TIMEOUT_S:-60}"
+log_file_wanted="${SKIFF_LOCALSTACK_LOG:-}"
+
+localstack_pid=""
+run_dir=""
+log_file=""
+
+say() { printf 'localstack: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+usage() {
+  cat >&2 <<'EOF'
+usage: localstack/with-localstack.sh CMD [ARGS...]
+Runs CMD with AWS_* and SKIFF_TEST_S3_URL pointing at a private LocalStack S3.
+Try `localstack/with-localstack.sh bash` for a shell with the variables set.
+EOF
+}
+
+random_hex() { # $1 = number of random bytes
+  od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'
+}
+
+now_ms() {
+  local ns
+  ns="$(date +%s%N)"
+  printf '%s' "$((ns / 1000000))"
+}
+
+# --- virtualenv ------------------------------------------------------------
+
+# What the marker records: a venv built from other inputs is rebuilt.
+install_fingerprint() {
+  local constraints_sha
+  constraints_sha="$(sha256sum "$constraints_file" | cut -d' ' -f1)"
+  printf 'localstack-core[base-runtime]==%s %s constraints-sha256=%s\n' \
+    "$localstack_version" "${pinned_requirements[*]}" "$constraints_sha"
+}
+
+ensure_venv() {
+  [[ -f "$constraints_file" ]] || die "missing $constraints_file"
+  command -v "$python_bin" >/dev/null || die "no '$python_bin' on PATH"
+  local marker="${venv_dir}/${install_marker_name}" fingerprint
+  fingerprint="$(install_fingerprint)"
+
+  mkdir -p -- "$(dirname -- "$venv_dir")"
+  # Serialise installs by concurrent runs sharing one cache; released before
+  # LocalStack starts so the lock fd is not inherited by long-lived processes.
+  exec 9>"${venv_dir}.lock"
+  flock 9
+  if [[ -f "$marker" && "$(cat -- "$marker")" == "$fingerprint" ]]; then
+    say "reusing virtualenv ${venv_dir}"
+  else
+    install_venv "$marker" "$fingerprint"
+  fi
+  flock -u 9
+  exec 9>&-
+}
+
+install_venv() { # $1 = marker path, $2 = fingerprint
+  local started_ms
+  started_ms="$(now_ms)"
+  say "installing localstack-core ${localstack_version} into ${venv_dir} ($("$python_bin" --version 2>&1))"
+  # No marker means a missing or half-finished install: start from scratch,
+  # but only delete a directory that looks like a venv (or is empty).
+  if [[ -e "$venv_dir" ]]; then
+    [[ -f "${venv_dir}/pyvenv.cfg" || -z "$(ls -A -- "$venv_dir")" ]] \
+      || die "${venv_dir} exists and is not a virtualenv; refusing to delete it"
+    rm -rf -- "$venv_dir"
+  fi
+  "$python_bin" -m venv -- "$venv_dir"
+  "${venv_dir}/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -c "$constraints_file" \
+    "localstack-core[base-runtime]==${localstack_version}" \
+    "${pinned_requirements[@]}" >&2
+  "${venv_dir}/bin/python" -c 'import localstack.runtime.main' \
+    || die "install finished but localstack.runtime.main does not import"
+  printf '%s' "$2" >"$1"
+  say "installed in $(( ($(now_ms) - started_ms) / 1000 )) s"
+}
+
+# --- LocalStack process ------------------------------------------------------
+
+free_port() {
+  "${venv_dir}/bin/python" -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+health_url() { printf 'http://127.0.0.1:%s/_localstack/health' "$1"; }
+
+# A process that exited but is not reaped yet still answers `kill -0`.
+is_running() {
+  local state
+  state="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
+  [[ -n "$state" && "$state" != Z* ]]
+}
+
+start_localstack() { # $1 = port; sets localstack_pid
+  local port="$1"
+  run_dir="$(mktemp -d "${TMPDIR:-/tmp}/skiff-localstack.XXXXXX")"
+  log_file="${log_file_wanted:-${run_dir}/localstack.log}"
+  mkdir -p -- "${run_dir}/tmp"
+  # setsid makes LocalStack the leader of its own process group, so one signal
+  # reaches any children it spawns, and a terminal's Ctrl-C reaches only us
+  # (the trap then stops it in order). exec keeps $! equal to the python PID.
+  # TMPDIR: LocalStack keeps object data in <tmp>/localstack-s3-storage; a
+  # private tmp stops two runs on one machine from sharing (and leaking) it.
+  env -u LOCALSTACK_AUTH_TOKEN -u LOCALSTACK_API_KEY \
+    SERVICES=s3 \
+    EAGER_SERVICE_LOADING=1 \
+    GATEWAY_LISTEN="127.0.0.1:${port}" \
+    GATEWAY_SERVER=hypercorn \
+    DNS_ADDRESS=0 \
+    DISABLE_EVENTS=1 \
+    SKIP_SSL_CERT_DOWNLOAD=1 \
+    LS_LOG=warn \
+    TMPDIR="${run_dir}/tmp" \
+    "${venv_dir}/bin/python" -c '
+import os, sys
+os.setsid()
+os.execv(sys.executable, [sys.executable, "-m", "localstack.runtime.main"])' \
+    </dev/null >"$log_file" 2>&1 &
+  localstack_pid=$!
+}
+
+wait_until_ready() { # $1 = port
+  local url started_ms deadline_ms body
+  url="$(health_url "$1")"
+  started_ms="$(now_ms)"
+  deadline_ms=$((started_ms + ready_timeout_s * 1000))
+  while :; do
+    body="$(curl -s --max-time 1 "$url" 2>/dev/null || true)"
+    if grep -Eq '"s3": *"running"' <<<"$body"; then
+      say "S3 ready on 127.0.0.1:$1 after $(( $(now_ms) - started_ms )) ms (pid ${localstack_pid})"
+      return 0
+    fi
+    if ! is_running "$localstack_pid"; then
+      fail_with_log "LocalStack exited before S3 was ready"
+    fi
+    if (( $(now_ms) >= deadline_ms )); then
+      fail_with_log "S3 not ready after ${ready_timeout_s} s (last health: ${body:-no answer})"
+    fi
+    sleep "$ready_poll_interval_s"
+  done
+}
+
+fail_with_log() {
+  say "error: $1; last ${log_tail_lines} log lines of ${log_file}:"
+  tail -n "$log_tail_lines" -- "$log_file" >&2 || true
+  exit 1
+}
+
+# shellcheck disable=SC2317  # reached through the EXIT trap
+stop_localstack() {
+  local pid="$localstack_pid" waited_ms=0
+  [[ -n "$pid" ]] || return 0
+  localstack_pid=""
+  if is_running "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    # hypercorn sometimes ignores TERM: bounded wait, then KILL.
+    while is_running "$pid" && (( waited_ms < stop_grace_s * 1000 )); do
+      sleep 0.2
+      waited_ms=$((waited_ms + 200))
+    done
+    if is_running "$pid"; then
+      say "LocalStack (pid ${pid}) ignored TERM for ${stop_grace_s} s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  # Anything it spawned lives in its process group (pgid == pid).
+  kill -KILL -- "-${pid}" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# shellcheck disable=SC2317  # the EXIT trap handler
+cleanup() {
+  local rc=$?
+  stop_localstack
+  if [[ -n "$run_dir" ]]; then
+    rm -rf -- "$run_dir"
+  fi
+  exit "$rc"
+}
+
+create_bucket() { # $1 = port, $2 = bucket
+  local code
+  code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+    -X PUT "http://127.0.0.1:$1/$2")" || code="no answer"
+  [[ "$code" == 200 ]] || fail_with_log "creating bucket $2 failed: HTTP ${code}"
+}
+
+# --- main -------------------------------------------------------------------
+
+main() {
+  if (( $# == 0 )); then
+    usage
+    exit 2
+  fi
+  if [[ -n "${SKIFF_TEST_S3_URL:-}" ]]; then
+    say "SKIFF_TEST_S3_URL is set (${SKIFF_TEST_S3_URL}); not starting LocalStack"
+    exec "$@"
+  fi
+  [[ "$ready_timeout_s" =~ ^[0-9]+$ ]] \
+    || die "SKIFF_LOCALSTACK_READY_TIMEOUT_S must be whole seconds, got '${ready_timeout_s}'"
+  command -v curl >/dev/null || die "curl is required"
+
+  ensure_venv
+
+  trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+
+  local port bucket prefix
+  port="$(free_port)"
+  # A server already answering here would fake "ready" for a stranger's process.
+  if curl -s -o /dev/null --max-time 1 "$(health_url "$port")"; then
+    die "something already answers on 127.0.0.1:${port}; refusing to start"
+  fi
+  start_localstack "$port"
+  wait_until_ready "$port"
+
+  bucket="skiff-test-$(random_hex 6)"
+  prefix="ci-$(random_hex 4)"
+  create_bucket "$port" "$bucket"
+
+  # A real profile or session token must not leak into requests to LocalStack.
+  unset AWS_PROFILE AWS_SESSION_TOKEN
+  export AWS_ENDPOINT_URL="http://127.0.0.1:${port}"
+  export AWS_ALLOW_HTTP=true
+  export AWS_REGION=us-east-1
+  export AWS_DEFAULT_REGION=us-east-1
+  export AWS_ACCESS_KEY_ID=test
+  export AWS_SECRET_ACCESS_KEY=test
+  export SKIFF_TEST_S3_URL="s3://${bucket}/${prefix}"
+  say "SKIFF_TEST_S3_URL=${SKIFF_TEST_S3_URL} AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL}"
+
+  local rc=0
+  "$@" || rc=$?
+  exit "$rc"
+}
+
+main "$@"

@@ -1,0 +1,106 @@
+//! The library's error type. It owns every failure a caller can see, each
+//! with the context needed to act on it (object key, topic, partition,
+//! offset), and the single mapping from an error to its [`ErrorKind`], which
+//! the HTTP layer turns into a status code. It must not format errors for a
+//! particular transport: that mapping lives in `agent::error`.
+
+use crate::store::StoreError;
+
+/// What a caller should do about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is wrong; fix it (HTTP 400).
+    Invalid,
+    /// The named thing does not exist (HTTP 404).
+    NotFound,
+    /// The request conflicts with current state (HTTP 409).
+    Conflict,
+    /// The request or a record is over a configured limit (HTTP 413).
+    TooLarge,
+    /// The offset is outside the partition's log (HTTP 416).
+    OutOfRange,
+    /// Try again later: backpressure or a store outage (HTTP 429/503).
+    Unavailable,
+    /// Stored data failed its checksum: never served (HTTP 500, alarm).
+    Corrupt,
+    /// A bug or an unexpected store answer (HTTP 500).
+    Internal,
+}
+
+/// Every error the Skiff library returns.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("corrupt object {key}: {detail}")]
+    Corrupt { key: String, detail: String },
+    #[error("unknown topic {topic:?}")]
+    UnknownTopic { topic: String },
+    #[error("topic {topic:?} already exists")]
+    TopicExists { topic: String },
+    #[error("topic {topic:?} has no partition {partition} (it has {partitions})")]
+    UnknownPartition {
+        topic: String,
+        partition: u32,
+        partitions: u32,
+    },
+    #[error("offset {offset} is outside {topic}/{partition}: valid offsets are {log_start_offset}..={high_watermark}")]
+    OffsetOutOfRange {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        log_start_offset: u64,
+        high_watermark: u64,
+    },
+    #[error("record of {bytes} bytes is over record_bytes_max ({max})")]
+    RecordTooLarge { bytes: usize, max: usize },
+    #[error("request of {bytes} bytes is over request_bytes_max ({max})")]
+    RequestTooLarge { bytes: usize, max: usize },
+    #[error("the agent's batch is full ({pending_bytes} bytes pending); retry after {retry_after_ms} ms")]
+    Backpressure {
+        pending_bytes: usize,
+        retry_after_ms: u64,
+    },
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("rejected by the log: {0}")]
+    Rejected(String),
+    #[error("the commit could not be confirmed durable: {0}")]
+    CommitUncertain(String),
+    #[error("the agent is shutting down")]
+    ShuttingDown,
+}
+
+impl Error {
+    /// The one place where an error is classified for callers.
+    pub fn kind(&self) -> ErrorKind {
+        use crate::store::StoreErrorKind as S;
+        match self {
+            Error::Store(e) => match e.kind {
+                S::NotFound => ErrorKind::Internal,
+                S::AlreadyExists => ErrorKind::Internal,
+                S::Transient | S::Timeout => ErrorKind::Unavailable,
+                S::Other => ErrorKind::Internal,
+            },
+            Error::Corrupt { .. } => ErrorKind::Corrupt,
+            Error::UnknownTopic { .. } | Error::UnknownPartition { .. } => ErrorKind::NotFound,
+            Error::TopicExists { .. } => ErrorKind::Conflict,
+            Error::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
+            Error::RecordTooLarge { .. } | Error::RequestTooLarge { .. } => ErrorKind::TooLarge,
+            Error::Backpressure { .. } | Error::ShuttingDown | Error::CommitUncertain(_) => {
+                ErrorKind::Unavailable
+            }
+            Error::Invalid(_) => ErrorKind::Invalid,
+            Error::Rejected(_) => ErrorKind::Conflict,
+        }
+    }
+
+    pub(crate) fn corrupt(key: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Corrupt {
+            key: key.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

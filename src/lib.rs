@@ -1,0 +1,11 @@
+//! Skiff: a message queue whose only stateful dependency is an object store.
+//! Stateless agents batch records into immutable segment objects and make
+//! them visible through a commit log of create-if-absent objects in the same
+//! store. See `DESIGN.md` for the invariants this crate keeps.
+
+pub mod clock;
+pub mod error;
+pub mod segment;
+pub mod store;
+
+pub use error::{Error, ErrorKind, Result};

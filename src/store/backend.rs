@@ -1,0 +1,173 @@
+//! The adapter from `object_store` to [`Store`], and opening a store from a
+//! URL: a plain path or `file://` (durable: fsync on every write), `memory://`
+//! and `s3://bucket/prefix` (AWS environment and credentials, including
+//! `AWS_ENDPOINT_URL` for LocalStack and MinIO). It must not retry or add
+//! policy: wrappers do that.
+
+use super::{ObjectInfo, PutMode, Store, StoreError, StoreErrorKind, StoreResult};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Any `object_store` backend seen through the [`Store`] trait.
+#[derive(Debug)]
+pub struct ObjectStoreBackend {
+    inner: Arc<dyn ObjectStore>,
+    prefix: String,
+    url: String,
+}
+
+impl ObjectStoreBackend {
+    pub fn new(inner: Arc<dyn ObjectStore>, prefix: &str, url: &str) -> Self {
+        let prefix = prefix.trim_matches('/');
+        ObjectStoreBackend {
+            inner,
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+            url: url.to_string(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn path(&self, key: &str) -> Path {
+        Path::from(format!("{}{}", self.prefix, key))
+    }
+}
+
+fn map_err(op: &'static str, key: &str, e: object_store::Error) -> StoreError {
+    use object_store::Error as E;
+    let kind = match &e {
+        E::NotFound { .. } => StoreErrorKind::NotFound,
+        E::AlreadyExists { .. } | E::Precondition { .. } => StoreErrorKind::AlreadyExists,
+        E::Generic { .. } => {
+            // object_store reports HTTP and I/O failures (after its own
+            // retries) as Generic; treat them as transient so the retry
+            // wrapper backs off instead of failing the write path at once.
+            StoreErrorKind::Transient
+        }
+        _ => StoreErrorKind::Other,
+    };
+    StoreError::new(kind, op, key, e.to_string())
+}
+
+#[async_trait]
+impl Store for ObjectStoreBackend {
+    async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> StoreResult<()> {
+        let opts = PutOptions {
+            mode: match mode {
+                PutMode::Overwrite => object_store::PutMode::Overwrite,
+                PutMode::Create => object_store::PutMode::Create,
+            },
+            ..Default::default()
+        };
+        self.inner
+            .put_opts(&self.path(key), PutPayload::from_bytes(body), opts)
+            .await
+            .map(|_| ())
+            .map_err(|e| map_err("put", key, e))
+    }
+
+    async fn get(&self, key: &str) -> StoreResult<Bytes> {
+        let res = self
+            .inner
+            .get(&self.path(key))
+            .await
+            .map_err(|e| map_err("get", key, e))?;
+        res.bytes().await.map_err(|e| map_err("get", key, e))
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> StoreResult<Bytes> {
+        self.inner
+            .get_range(&self.path(key), range)
+            .await
+            .map_err(|e| map_err("get_range", key, e))
+    }
+
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
+        // object_store lists by path segments; list the parent folder and
+        // filter by the full key prefix.
+        let (dir, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+        let dir_path = if self.prefix.is_empty() && dir.is_empty() {
+            None
+        } else {
+            Some(Path::from(format!("{}{}", self.prefix, dir)))
+        };
+        let metas: Vec<object_store::ObjectMeta> = self
+            .inner
+            .list(dir_path.as_ref())
+            .try_collect()
+            .await
+            .map_err(|e| map_err("list", prefix, e))?;
+        let mut out: Vec<ObjectInfo> = metas
+            .into_iter()
+            .filter_map(|m| {
+                let full = m.location.to_string();
+                let key = full.strip_prefix(&self.prefix)?.to_string();
+                key.starts_with(prefix).then(|| ObjectInfo {
+                    key,
+                    size: m.size,
+                    last_modified_ms: m.last_modified.timestamp_millis().max(0) as u64,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        match self.inner.delete(&self.path(key)).await {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(map_err("delete", key, e)),
+        }
+    }
+}
+
+/// Open a store from a URL: `memory://`, `file:///abs/dir`, a plain path
+/// (created if missing), or `s3://bucket[/prefix]`.
+pub fn open(url: &str) -> Result<ObjectStoreBackend, StoreError> {
+    let bad = |msg: String| StoreError::new(StoreErrorKind::Other, "open", url, msg);
+    if url == "memory://" || url.starts_with("memory://") {
+        let mem = object_store::memory::InMemory::new();
+        return Ok(ObjectStoreBackend::new(Arc::new(mem), "", url));
+    }
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(bad("an s3 URL needs a bucket: s3://bucket/prefix".into()));
+        }
+        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        // from_env reads AWS_ENDPOINT_URL; also honour the S3-specific name.
+        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL_S3") {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let s3 = builder
+            .build()
+            .map_err(|e| bad(format!("cannot configure S3: {e}")))?;
+        return Ok(ObjectStoreBackend::new(Arc::new(s3), prefix, url));
+    }
+    let dir = match url.strip_prefix("file://") {
+        Some(p) => p.to_string(),
+        None if url.contains("://") => {
+            return Err(bad(
+                "unsupported store URL: use a path, file://, memory:// or s3://".into(),
+            ))
+        }
+        None => url.to_string(),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| bad(format!("cannot create {dir}: {e}")))?;
+    let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+        .map_err(|e| bad(format!("cannot open {dir}: {e}")))?
+        .with_fsync(true);
+    Ok(ObjectStoreBackend::new(Arc::new(fs), "", url))
+}

@@ -1,0 +1,137 @@
+//! Counting wrapper: per-operation call counts, bytes moved, errors, a
+//! `tracing` span per call and Prometheus counters. It owns the numbers that
+//! `skiff bench` and `/metrics` report about the store; it must not change
+//! what a call does.
+
+use super::{ObjectInfo, PutMode, SharedStore, Store, StoreResult};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// Live counters, shared with whoever reports them.
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    pub puts: AtomicU64,
+    pub put_bytes: AtomicU64,
+    pub gets: AtomicU64,
+    pub get_bytes: AtomicU64,
+    pub lists: AtomicU64,
+    pub deletes: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// A copy of [`StoreStats`] at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStatsSnapshot {
+    pub puts: u64,
+    pub put_bytes: u64,
+    pub gets: u64,
+    pub get_bytes: u64,
+    pub lists: u64,
+    pub deletes: u64,
+    pub errors: u64,
+}
+
+impl StoreStats {
+    pub fn snapshot(&self) -> StoreStatsSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StoreStatsSnapshot {
+            puts: l(&self.puts),
+            put_bytes: l(&self.put_bytes),
+            gets: l(&self.gets),
+            get_bytes: l(&self.get_bytes),
+            lists: l(&self.lists),
+            deletes: l(&self.deletes),
+            errors: l(&self.errors),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct InstrumentedStore {
+    inner: SharedStore,
+    stats: Arc<StoreStats>,
+}
+
+impl InstrumentedStore {
+    pub fn new(inner: SharedStore) -> Self {
+        InstrumentedStore {
+            inner,
+            stats: Arc::new(StoreStats::default()),
+        }
+    }
+    pub fn stats(&self) -> Arc<StoreStats> {
+        self.stats.clone()
+    }
+    fn count<T>(&self, op: &'static str, r: &StoreResult<T>) {
+        metrics::counter!("skiff_store_requests_total", "op" => op).increment(1);
+        if let Err(e) = r {
+            if !e.is_not_found() {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("skiff_store_errors_total", "op" => op).increment(1);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for InstrumentedStore {
+    async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> StoreResult<()> {
+        let len = body.len() as u64;
+        self.stats.puts.fetch_add(1, Ordering::Relaxed);
+        self.stats.put_bytes.fetch_add(len, Ordering::Relaxed);
+        metrics::counter!("skiff_store_put_bytes_total").increment(len);
+        let span = tracing::debug_span!("store.put", key, bytes = len, ?mode);
+        let r = self.inner.put(key, body, mode).instrument(span).await;
+        self.count("put", &r);
+        r
+    }
+
+    async fn get(&self, key: &str) -> StoreResult<Bytes> {
+        self.stats.gets.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::debug_span!("store.get", key);
+        let r = self.inner.get(key).instrument(span).await;
+        if let Ok(b) = &r {
+            self.stats
+                .get_bytes
+                .fetch_add(b.len() as u64, Ordering::Relaxed);
+            metrics::counter!("skiff_store_get_bytes_total").increment(b.len() as u64);
+        }
+        self.count("get", &r);
+        r
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> StoreResult<Bytes> {
+        self.stats.gets.fetch_add(1, Ordering::Relaxed);
+        let span =
+            tracing::debug_span!("store.get_range", key, start = range.start, end = range.end);
+        let r = self.inner.get_range(key, range).instrument(span).await;
+        if let Ok(b) = &r {
+            self.stats
+                .get_bytes
+                .fetch_add(b.len() as u64, Ordering::Relaxed);
+            metrics::counter!("skiff_store_get_bytes_total").increment(b.len() as u64);
+        }
+        self.count("get_range", &r);
+        r
+    }
+
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
+        self.stats.lists.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::debug_span!("store.list", prefix);
+        let r = self.inner.list(prefix).instrument(span).await;
+        self.count("list", &r);
+        r
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        self.stats.deletes.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::debug_span!("store.delete", key);
+        let r = self.inner.delete(key).instrument(span).await;
+        self.count("delete", &r);
+        r
+    }
+}
