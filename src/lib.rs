@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod log;
 pub mod segment;
 pub mod store;
 

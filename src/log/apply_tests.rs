@@ -1,0 +1,295 @@
+//! Unit and property tests of `apply`: determinism across replicas, dense
+//! offsets, identical rejections, idempotent producers.
+
+use super::apply::{apply, Outcome};
+use super::entry::*;
+use super::invariants;
+use super::state::State;
+use proptest::prelude::*;
+use std::sync::Arc;
+
+fn chunk(topic: &str, topic_id: u64, partition: u32, n: u32) -> ChunkIntent {
+    ChunkIntent {
+        topic: topic.into(),
+        topic_id,
+        partition,
+        location: Location::Segment {
+            key: Arc::from("segments/x.seg"),
+            start: 0,
+            len: 10 * n,
+        },
+        record_count: n,
+        max_timestamp_ms: 0,
+        crc32c: 0,
+    }
+}
+
+fn entry(id: u128, time_ms: u64, intents: Vec<Intent>) -> LogEntry {
+    LogEntry {
+        commit_id: id,
+        agent_id: "a".into(),
+        time_ms,
+        intents,
+    }
+}
+
+fn create(name: &str, partitions: u32) -> Intent {
+    Intent::CreateTopic {
+        name: name.into(),
+        partitions,
+        config: TopicConfig::default(),
+    }
+}
+
+#[test]
+fn appends_get_dense_offsets_in_commit_order() {
+    let mut s = State::default();
+    apply(&mut s, 1, &entry(1, 10, vec![create("t", 2)]));
+    let out = apply(
+        &mut s,
+        2,
+        &entry(
+            2,
+            11,
+            vec![Intent::Append(Append {
+                producer: None,
+                chunks: vec![
+                    chunk("t", 1, 0, 3),
+                    chunk("t", 1, 0, 2),
+                    chunk("t", 1, 1, 4),
+                ],
+            })],
+        ),
+    );
+    assert_eq!(out, vec![Outcome::Appended(vec![0, 3, 0])]);
+    let out = apply(
+        &mut s,
+        3,
+        &entry(
+            3,
+            12,
+            vec![Intent::Append(Append {
+                producer: None,
+                chunks: vec![chunk("t", 1, 0, 1)],
+            })],
+        ),
+    );
+    assert_eq!(out, vec![Outcome::Appended(vec![5])]);
+    assert_eq!(s.partition("t", 0).unwrap().high_watermark, 6);
+    invariants::check(&s).unwrap();
+}
+
+#[test]
+fn appends_to_a_recreated_topic_are_rejected() {
+    let mut s = State::default();
+    apply(&mut s, 1, &entry(1, 0, vec![create("t", 1)]));
+    apply(
+        &mut s,
+        2,
+        &entry(
+            2,
+            0,
+            vec![Intent::DeleteTopic { name: "t".into() }, create("t", 1)],
+        ),
+    );
+    let out = apply(
+        &mut s,
+        3,
+        &entry(
+            3,
+            0,
+            vec![Intent::Append(Append {
+                producer: None,
+                chunks: vec![chunk("t", 1, 0, 1)],
+            })],
+        ),
+    );
+    assert!(matches!(&out[0], Outcome::Rejected(m) if m.contains("unknown topic")));
+    assert_eq!(s.partition("t", 0).unwrap().high_watermark, 0);
+}
+
+#[test]
+fn idempotent_retries_get_their_original_offsets() {
+    let mut s = State::default();
+    apply(&mut s, 1, &entry(1, 0, vec![create("t", 1)]));
+    let p = |sequence, epoch| {
+        Some(ProducerSeq {
+            id: 7,
+            epoch,
+            sequence,
+        })
+    };
+    let app = |pr| {
+        Intent::Append(Append {
+            producer: pr,
+            chunks: vec![chunk("t", 1, 0, 2)],
+        })
+    };
+    assert_eq!(
+        apply(&mut s, 2, &entry(2, 0, vec![app(p(0, 0))])),
+        vec![Outcome::Appended(vec![0])]
+    );
+    assert_eq!(
+        apply(&mut s, 3, &entry(3, 0, vec![app(p(1, 0))])),
+        vec![Outcome::Appended(vec![2])]
+    );
+    // A retry of sequence 0 returns its original offsets, appends nothing.
+    assert_eq!(
+        apply(&mut s, 4, &entry(4, 0, vec![app(p(0, 0))])),
+        vec![Outcome::Duplicate(vec![0])]
+    );
+    assert_eq!(s.partition("t", 0).unwrap().high_watermark, 4);
+    // A gap in sequences is rejected.
+    assert!(
+        matches!(&apply(&mut s, 5, &entry(5, 0, vec![app(p(5, 0))]))[0], Outcome::Rejected(m) if m.contains("out of order"))
+    );
+    // A new epoch fences the old one.
+    assert_eq!(
+        apply(&mut s, 6, &entry(6, 0, vec![app(p(0, 1))])),
+        vec![Outcome::Appended(vec![4])]
+    );
+    assert!(
+        matches!(&apply(&mut s, 7, &entry(7, 0, vec![app(p(2, 0))]))[0], Outcome::Rejected(m) if m.contains("fenced"))
+    );
+}
+
+#[test]
+fn an_entry_applied_twice_takes_effect_once() {
+    let mut s = State::default();
+    apply(&mut s, 1, &entry(1, 0, vec![create("t", 1)]));
+    let e = entry(
+        9,
+        0,
+        vec![Intent::Append(Append {
+            producer: None,
+            chunks: vec![chunk("t", 1, 0, 2)],
+        })],
+    );
+    apply(&mut s, 2, &e);
+    let out = apply(&mut s, 3, &e);
+    assert!(matches!(&out[0], Outcome::Rejected(_)));
+    assert_eq!(s.partition("t", 0).unwrap().high_watermark, 2);
+}
+
+#[test]
+fn trim_moves_log_start_and_drops_whole_chunks_only() {
+    let mut s = State::default();
+    apply(&mut s, 1, &entry(1, 0, vec![create("t", 1)]));
+    apply(
+        &mut s,
+        2,
+        &entry(
+            2,
+            0,
+            vec![Intent::Append(Append {
+                producer: None,
+                chunks: vec![chunk("t", 1, 0, 3), chunk("t", 1, 0, 3)],
+            })],
+        ),
+    );
+    apply(
+        &mut s,
+        3,
+        &entry(
+            3,
+            0,
+            vec![Intent::Trim {
+                topic: "t".into(),
+                partition: 0,
+                log_start_offset: 4,
+            }],
+        ),
+    );
+    let p = s.partition("t", 0).unwrap();
+    assert_eq!((p.log_start_offset, p.chunks.len()), (4, 1));
+    // Trimming never goes backwards nor past the high watermark.
+    apply(
+        &mut s,
+        4,
+        &entry(
+            4,
+            0,
+            vec![Intent::Trim {
+                topic: "t".into(),
+                partition: 0,
+                log_start_offset: 1,
+            }],
+        ),
+    );
+    apply(
+        &mut s,
+        5,
+        &entry(
+            5,
+            0,
+            vec![Intent::Trim {
+                topic: "t".into(),
+                partition: 0,
+                log_start_offset: 99,
+            }],
+        ),
+    );
+    let p = s.partition("t", 0).unwrap();
+    assert_eq!(
+        (p.log_start_offset, p.high_watermark, p.chunks.len()),
+        (6, 6, 0)
+    );
+    invariants::check(&s).unwrap();
+}
+
+fn arb_intent() -> impl Strategy<Value = Intent> {
+    let topic = prop_oneof![Just("a"), Just("b"), Just("c")];
+    prop_oneof![
+        (topic.clone(), 1u32..4).prop_map(|(t, p)| create(t, p)),
+        topic
+            .clone()
+            .prop_map(|t| Intent::DeleteTopic { name: t.into() }),
+        (topic.clone(), 0u64..40, 0u32..4, 0u64..30).prop_map(|(t, id, p, o)| {
+            if o % 3 == 0 {
+                Intent::Trim {
+                    topic: t.into(),
+                    partition: p,
+                    log_start_offset: o,
+                }
+            } else {
+                Intent::Append(Append {
+                    producer: None,
+                    chunks: vec![chunk(t, id, p, (o % 5) as u32)],
+                })
+            }
+        }),
+        (topic, 0u64..40, 0u32..3, 1u32..5, 0u64..3, 0u64..4).prop_map(|(t, id, p, n, pid, sq)| {
+            Intent::Append(Append {
+                producer: Some(ProducerSeq {
+                    id: pid,
+                    epoch: (sq % 2) as u32,
+                    sequence: sq,
+                }),
+                chunks: vec![chunk(t, id, p, n)],
+            })
+        }),
+        Just(Intent::Tick),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn replicas_agree_and_invariants_hold(entries in proptest::collection::vec((proptest::collection::vec(arb_intent(), 1..4), 0u64..100), 1..60)) {
+        let mut a = State::default();
+        let mut b = State::default();
+        for (i, (intents, t)) in entries.iter().enumerate() {
+            let seq = i as u64 + 1;
+            let e = entry(seq as u128, *t, intents.clone());
+            let oa = apply(&mut a, seq, &e);
+            let ob = apply(&mut b, seq, &e);
+            prop_assert_eq!(&oa, &ob);
+            prop_assert_eq!(&a, &b);
+            if let Err(broken) = invariants::check(&a) {
+                prop_assert!(false, "after entry {}: {}", seq, broken);
+            }
+        }
+        // A checkpoint round trip gives the same state.
+        let bytes = a.encode_checkpoint().unwrap();
+        prop_assert_eq!(State::decode_checkpoint("c", &bytes).unwrap(), a);
+    }
+}

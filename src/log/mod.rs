@@ -1,0 +1,31 @@
+//! The commit log (manifest and offset index): a sequence of create-if-absent
+//! objects `log/<seq>` whose entries, applied in order by the pure `apply`,
+//! give every agent the same state. It owns entries and their encoding,
+//! `apply` and its invariants, committing and tailing, checkpoints and GC of
+//! old entries and unreferenced segments. It must not batch records or talk
+//! HTTP, and uses the store only through the `Store` trait.
+
+mod apply;
+mod commit;
+mod entry;
+mod gc;
+pub mod invariants;
+mod state;
+
+pub use apply::{apply, Outcome, PARTITIONS_MAX};
+pub use commit::{CommitLog, Committed, LogConfig, LogStats};
+pub use entry::{
+    log_key, Append, ChunkIntent, EncodedEntry, Intent, Location, LogEntry, ProducerSeq,
+    TopicConfig, ENTRY_HEADER_BYTES,
+};
+pub use gc::{collect_garbage, GcConfig, GcReport};
+pub use state::{
+    checkpoint_key, ChunkRef, ObjectRef, PartitionState, ProducerState, State, TopicState,
+};
+
+/// A fresh commit id: unique across agents and time.
+pub fn new_commit_id() -> u128 {
+    ulid::Ulid::new().0
+}
+#[cfg(test)]
+mod apply_tests;

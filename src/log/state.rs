@@ -1,0 +1,183 @@
+//! The state every replica derives from the log: topics, per partition the
+//! ordered chunk index with log-start and high-water offsets, idempotent
+//! producers, and recently applied commit ids. It owns read-side queries
+//! (which chunks cover an offset, what objects are referenced) and the
+//! checkpoint encoding; it must not change itself except through `apply`.
+
+use super::entry::TopicConfig;
+use crate::error::{Error, Result};
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+/// The object that holds a chunk's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ObjectRef {
+    Segment(Arc<str>),
+    /// Inline in the log entry at this sequence.
+    Log(u64),
+}
+
+impl ObjectRef {
+    pub fn key(&self) -> String {
+        match self {
+            ObjectRef::Segment(k) => k.to_string(),
+            ObjectRef::Log(seq) => super::entry::log_key(*seq),
+        }
+    }
+}
+
+/// One committed chunk of a partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    pub base_offset: u64,
+    pub record_count: u32,
+    pub max_timestamp_ms: i64,
+    pub crc32c: u32,
+    pub object: ObjectRef,
+    /// Byte range within the object.
+    pub start: u64,
+    pub len: u32,
+}
+
+impl ChunkRef {
+    pub fn end_offset(&self) -> u64 {
+        self.base_offset + self.record_count as u64
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    pub log_start_offset: u64,
+    pub high_watermark: u64,
+    /// Dense, ordered chunks covering `[first.base, high_watermark)`.
+    pub chunks: VecDeque<ChunkRef>,
+    pub bytes: u64,
+}
+
+impl PartitionState {
+    /// Chunks holding offsets `>= offset`, in order, up to `max_chunks`.
+    pub fn chunks_from(&self, offset: u64, max_chunks: usize) -> Vec<ChunkRef> {
+        let i = self.chunks.partition_point(|c| c.end_offset() <= offset);
+        self.chunks
+            .iter()
+            .skip(i)
+            .take(max_chunks)
+            .cloned()
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicState {
+    /// The sequence of the entry that created the topic: unique forever.
+    pub id: u64,
+    pub name: String,
+    pub config: TopicConfig,
+    pub created_ms: u64,
+    pub partitions: Vec<PartitionState>,
+}
+
+/// Results of an idempotent producer's recent requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerState {
+    pub epoch: u32,
+    pub last_sequence: u64,
+    /// `(sequence, base offset of each chunk)` of the last few requests.
+    pub recent: VecDeque<(u64, Vec<u64>)>,
+    pub last_seen_ms: u64,
+}
+
+/// Everything `apply` maintains.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// The last applied sequence (0: nothing applied; the log starts at 1).
+    pub seq: u64,
+    /// The log's clock: the largest writer timestamp seen so far.
+    pub clock_ms: u64,
+    pub topics: BTreeMap<String, TopicState>,
+    pub producers: BTreeMap<u64, ProducerState>,
+    /// Commit ids of recent entries, so an entry that somehow lands twice
+    /// is applied once.
+    pub recent_commits: VecDeque<u128>,
+}
+
+const CHECKPOINT_MAGIC: &[u8; 4] = b"SKCP";
+const CHECKPOINT_VERSION: u8 = 1;
+
+/// The object key of the checkpoint as of `seq`.
+pub fn checkpoint_key(seq: u64) -> String {
+    format!("checkpoints/{seq:020}")
+}
+
+impl State {
+    pub fn topic(&self, name: &str) -> Result<&TopicState> {
+        self.topics.get(name).ok_or_else(|| Error::UnknownTopic {
+            topic: name.to_string(),
+        })
+    }
+
+    pub fn partition(&self, topic: &str, partition: u32) -> Result<&PartitionState> {
+        let t = self.topic(topic)?;
+        t.partitions
+            .get(partition as usize)
+            .ok_or(Error::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+                partitions: t.partitions.len() as u32,
+            })
+    }
+
+    /// Every object a live chunk points into.
+    pub fn referenced_objects(&self) -> BTreeSet<ObjectRef> {
+        let mut out = BTreeSet::new();
+        for t in self.topics.values() {
+            for p in &t.partitions {
+                for c in &p.chunks {
+                    out.insert(c.object.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Encode as a checkpoint object: magic, version, CRC-32C, postcard body.
+    pub fn encode_checkpoint(&self) -> Result<Bytes> {
+        let body = postcard::to_allocvec(self)
+            .map_err(|e| Error::Invalid(format!("cannot encode checkpoint: {e}")))?;
+        let mut buf = BytesMut::with_capacity(body.len() + 9);
+        buf.extend_from_slice(CHECKPOINT_MAGIC);
+        buf.put_u8(CHECKPOINT_VERSION);
+        buf.put_u32_le(crc32c::crc32c(&body));
+        buf.extend_from_slice(&body);
+        Ok(buf.freeze())
+    }
+
+    pub fn decode_checkpoint(key: &str, bytes: &[u8]) -> Result<State> {
+        if bytes.len() < 9 || &bytes[0..4] != CHECKPOINT_MAGIC || bytes[4] != CHECKPOINT_VERSION {
+            return Err(Error::corrupt(
+                key,
+                "not a checkpoint (bad magic or version)",
+            ));
+        }
+        let crc = u32::from_le_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]);
+        if crc32c::crc32c(&bytes[9..]) != crc {
+            return Err(Error::corrupt(key, "checkpoint checksum mismatch"));
+        }
+        postcard::from_bytes(&bytes[9..])
+            .map_err(|e| Error::corrupt(key, format!("bad checkpoint: {e}")))
+    }
+}
+
+impl PartialOrd for ObjectRef {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ObjectRef {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
