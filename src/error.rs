@@ -63,8 +63,8 @@ pub enum Error {
     },
     #[error("invalid request: {0}")]
     Invalid(String),
-    #[error("rejected by the log: {0}")]
-    Rejected(String),
+    #[error("rejected by the log: {}", .0.message)]
+    Rejected(crate::log::Rejection),
     #[error("the commit could not be confirmed durable: {0}")]
     CommitUncertain(String),
     #[error("the agent is shutting down")]
@@ -91,7 +91,11 @@ impl Error {
                 ErrorKind::Unavailable
             }
             Error::Invalid(_) => ErrorKind::Invalid,
-            Error::Rejected(_) => ErrorKind::Conflict,
+            Error::Rejected(r) => match r.kind {
+                crate::log::RejectKind::NotFound => ErrorKind::NotFound,
+                crate::log::RejectKind::Conflict => ErrorKind::Conflict,
+                crate::log::RejectKind::Invalid => ErrorKind::Invalid,
+            },
         }
     }
 

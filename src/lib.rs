@@ -5,7 +5,10 @@
 
 pub mod clock;
 pub mod error;
+pub mod fetch;
+pub mod ingest;
 pub mod log;
+pub mod node;
 pub mod segment;
 pub mod store;
 

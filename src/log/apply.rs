@@ -25,7 +25,28 @@ pub enum Outcome {
     Appended(Vec<u64>),
     /// An idempotent retry: the offsets the original request got.
     Duplicate(Vec<u64>),
-    Rejected(String),
+    Rejected(Rejection),
+}
+
+/// Why `apply` refused an intent; the same on every replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub kind: RejectKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectKind {
+    /// A topic or partition that does not exist (any more).
+    NotFound,
+    /// Conflicts with state: topic exists, fenced or out-of-order producer.
+    Conflict,
+    /// Malformed intent.
+    Invalid,
+}
+
+fn reject(kind: RejectKind, message: String) -> Outcome {
+    Outcome::Rejected(Rejection { kind, message })
 }
 
 /// Apply the entry at `seq` (which must be `state.seq + 1`).
@@ -37,7 +58,7 @@ pub fn apply(state: &mut State, seq: u64, entry: &LogEntry) -> Vec<Outcome> {
         return entry
             .intents
             .iter()
-            .map(|_| Outcome::Rejected("duplicate commit id".into()))
+            .map(|_| reject(RejectKind::Conflict, "duplicate commit id".into()))
             .collect();
     }
     state.recent_commits.push_back(entry.commit_id);
@@ -65,10 +86,16 @@ fn apply_intent(state: &mut State, seq: u64, intent: &Intent) -> Outcome {
             config,
         } => {
             if state.topics.contains_key(name) {
-                return Outcome::Rejected(format!("topic {name:?} already exists"));
+                return reject(
+                    RejectKind::Conflict,
+                    format!("topic {name:?} already exists"),
+                );
             }
             if *partitions == 0 || *partitions > PARTITIONS_MAX {
-                return Outcome::Rejected(format!("partitions must be 1..={PARTITIONS_MAX}"));
+                return reject(
+                    RejectKind::Invalid,
+                    format!("partitions must be 1..={PARTITIONS_MAX}"),
+                );
             }
             state.topics.insert(
                 name.clone(),
@@ -84,7 +111,7 @@ fn apply_intent(state: &mut State, seq: u64, intent: &Intent) -> Outcome {
         }
         Intent::DeleteTopic { name } => match state.topics.remove(name) {
             Some(_) => Outcome::Done,
-            None => Outcome::Rejected(format!("unknown topic {name:?}")),
+            None => reject(RejectKind::NotFound, format!("unknown topic {name:?}")),
         },
         Intent::Trim {
             topic,
@@ -96,7 +123,10 @@ fn apply_intent(state: &mut State, seq: u64, intent: &Intent) -> Outcome {
                 .get_mut(topic)
                 .and_then(|t| t.partitions.get_mut(*partition as usize))
             else {
-                return Outcome::Rejected(format!("unknown partition {topic}/{partition}"));
+                return reject(
+                    RejectKind::NotFound,
+                    format!("unknown partition {topic}/{partition}"),
+                );
             };
             let new_start = (*log_start_offset)
                 .min(p.high_watermark)
@@ -122,37 +152,43 @@ fn apply_append(state: &mut State, seq: u64, a: &Append) -> Outcome {
         match state.topics.get(&c.topic) {
             Some(t) if t.id == c.topic_id => {
                 if c.partition as usize >= t.partitions.len() {
-                    return Outcome::Rejected(format!(
-                        "topic {:?} has no partition {}",
-                        c.topic, c.partition
-                    ));
+                    return reject(
+                        RejectKind::NotFound,
+                        format!("topic {:?} has no partition {}", c.topic, c.partition),
+                    );
                 }
             }
-            _ => return Outcome::Rejected(format!("unknown topic {:?}", c.topic)),
+            _ => return reject(RejectKind::NotFound, format!("unknown topic {:?}", c.topic)),
         }
         if c.record_count == 0 {
-            return Outcome::Rejected("empty chunk".into());
+            return reject(RejectKind::Invalid, "empty chunk".into());
         }
     }
     if let Some(p) = &a.producer {
         if let Some(st) = state.producers.get(&p.id) {
             if p.epoch < st.epoch {
-                return Outcome::Rejected(format!(
-                    "producer {} is fenced: epoch {} is older than {}",
-                    p.id, p.epoch, st.epoch
-                ));
+                return reject(
+                    RejectKind::Conflict,
+                    format!(
+                        "producer {} is fenced: epoch {} is older than {}",
+                        p.id, p.epoch, st.epoch
+                    ),
+                );
             }
             if p.epoch == st.epoch {
                 if let Some((_, offsets)) = st.recent.iter().find(|(s, _)| *s == p.sequence) {
                     return Outcome::Duplicate(offsets.clone());
                 }
                 if p.sequence != st.last_sequence + 1 {
-                    return Outcome::Rejected(format!(
-                        "producer {} sequence {} is out of order: expected {}",
-                        p.id,
-                        p.sequence,
-                        st.last_sequence + 1
-                    ));
+                    return reject(
+                        RejectKind::Conflict,
+                        format!(
+                            "producer {} sequence {} is out of order: expected {}",
+                            p.id,
+                            p.sequence,
+                            st.last_sequence + 1
+                        ),
+                    );
                 }
             }
         }

@@ -104,7 +104,7 @@ fn appends_to_a_recreated_topic_are_rejected() {
             })],
         ),
     );
-    assert!(matches!(&out[0], Outcome::Rejected(m) if m.contains("unknown topic")));
+    assert!(matches!(&out[0], Outcome::Rejected(m) if m.message.contains("unknown topic")));
     assert_eq!(s.partition("t", 0).unwrap().high_watermark, 0);
 }
 
@@ -141,7 +141,7 @@ fn idempotent_retries_get_their_original_offsets() {
     assert_eq!(s.partition("t", 0).unwrap().high_watermark, 4);
     // A gap in sequences is rejected.
     assert!(
-        matches!(&apply(&mut s, 5, &entry(5, 0, vec![app(p(5, 0))]))[0], Outcome::Rejected(m) if m.contains("out of order"))
+        matches!(&apply(&mut s, 5, &entry(5, 0, vec![app(p(5, 0))]))[0], Outcome::Rejected(m) if m.message.contains("out of order"))
     );
     // A new epoch fences the old one.
     assert_eq!(
@@ -149,7 +149,7 @@ fn idempotent_retries_get_their_original_offsets() {
         vec![Outcome::Appended(vec![4])]
     );
     assert!(
-        matches!(&apply(&mut s, 7, &entry(7, 0, vec![app(p(2, 0))]))[0], Outcome::Rejected(m) if m.contains("fenced"))
+        matches!(&apply(&mut s, 7, &entry(7, 0, vec![app(p(2, 0))]))[0], Outcome::Rejected(m) if m.message.contains("fenced"))
     );
 }
 

@@ -12,7 +12,7 @@ mod gc;
 pub mod invariants;
 mod state;
 
-pub use apply::{apply, Outcome, PARTITIONS_MAX};
+pub use apply::{apply, Outcome, RejectKind, Rejection, PARTITIONS_MAX};
 pub use commit::{CommitLog, Committed, LogConfig, LogStats};
 pub use entry::{
     log_key, Append, ChunkIntent, EncodedEntry, Intent, Location, LogEntry, ProducerSeq,

@@ -1,0 +1,213 @@
+//! The read path: find the chunks covering an offset in the applied state,
+//! fetch their bytes with coalesced ranged GETs through the chunk cache,
+//! verify and decode them, and long-poll at the high-water mark until the
+//! tailer applies new commits. It must serve only committed chunks (those
+//! the state references) and never write to the store.
+
+mod cache;
+
+pub use cache::ChunkCache;
+
+use crate::error::{Error, Result};
+use crate::log::{ChunkRef, CommitLog};
+use crate::segment::{decode_chunk, Record};
+use crate::store::SharedStore;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Read-path settings.
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    /// The longest a fetch may long-poll.
+    pub wait_ms_max: u64,
+    /// Chunks looked at per fetch (bounds one request's work).
+    pub chunks_per_fetch_max: usize,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig {
+            wait_ms_max: 30_000,
+            chunks_per_fetch_max: 64,
+        }
+    }
+}
+
+/// What to read.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub max_records: usize,
+    pub max_bytes: usize,
+    pub wait_ms: u64,
+}
+
+/// One record with its offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedRecord {
+    pub offset: u64,
+    pub record: Record,
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchResult {
+    pub records: Vec<FetchedRecord>,
+    pub next_offset: u64,
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+}
+
+#[derive(Debug)]
+pub struct Reader {
+    log: Arc<CommitLog>,
+    store: SharedStore,
+    cache: Arc<ChunkCache>,
+    config: FetchConfig,
+}
+
+impl Reader {
+    pub fn new(
+        log: Arc<CommitLog>,
+        store: SharedStore,
+        cache: Arc<ChunkCache>,
+        config: FetchConfig,
+    ) -> Self {
+        Reader {
+            log,
+            store,
+            cache,
+            config,
+        }
+    }
+
+    /// `(log_start, high_watermark, chunks from offset)`, or the range error.
+    fn lookup(&self, req: &FetchRequest) -> Result<(u64, u64, Vec<ChunkRef>)> {
+        let st = self.log.state();
+        let p = st.partition(&req.topic, req.partition)?;
+        if req.offset < p.log_start_offset || req.offset > p.high_watermark {
+            return Err(Error::OffsetOutOfRange {
+                topic: req.topic.clone(),
+                partition: req.partition,
+                offset: req.offset,
+                log_start_offset: p.log_start_offset,
+                high_watermark: p.high_watermark,
+            });
+        }
+        Ok((
+            p.log_start_offset,
+            p.high_watermark,
+            p.chunks_from(req.offset, self.config.chunks_per_fetch_max),
+        ))
+    }
+
+    pub async fn fetch(&self, req: &FetchRequest) -> Result<FetchResult> {
+        let wait = Duration::from_millis(req.wait_ms.min(self.config.wait_ms_max));
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut head = self.log.subscribe();
+        let (log_start, hwm, chunks) = loop {
+            head.borrow_and_update();
+            let (ls, hwm, chunks) = self.lookup(req)?;
+            if req.offset < hwm || wait.is_zero() {
+                break (ls, hwm, chunks);
+            }
+            match tokio::time::timeout_at(deadline, head.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => break (ls, hwm, chunks),
+            }
+        };
+        let mut records = Vec::new();
+        let mut bytes = 0usize;
+        let max_records = req.max_records.max(1);
+        let mut selected = Vec::new();
+        let mut planned_bytes = 0usize;
+        for c in chunks {
+            if planned_bytes >= req.max_bytes.max(1) && !selected.is_empty() {
+                break;
+            }
+            planned_bytes += c.len as usize;
+            selected.push(c);
+        }
+        let datas = self.read_chunks(&selected).await?;
+        'outer: for (c, data) in selected.iter().zip(datas) {
+            let key = c.object.key();
+            for (i, record) in decode_chunk(&key, data, c.crc32c, c.record_count)?
+                .into_iter()
+                .enumerate()
+            {
+                let offset = c.base_offset + i as u64;
+                if offset < req.offset {
+                    continue;
+                }
+                let size = record.approx_bytes();
+                if !records.is_empty()
+                    && (records.len() >= max_records || bytes + size > req.max_bytes)
+                {
+                    break 'outer;
+                }
+                bytes += size;
+                records.push(FetchedRecord { offset, record });
+            }
+        }
+        let next_offset = records.last().map_or(req.offset, |r| r.offset + 1);
+        Ok(FetchResult {
+            records,
+            next_offset,
+            high_watermark: hwm,
+            log_start_offset: log_start,
+        })
+    }
+
+    /// The bytes of each chunk, from the cache or by ranged GETs that
+    /// coalesce chunks adjacent in one object.
+    async fn read_chunks(&self, chunks: &[ChunkRef]) -> Result<Vec<bytes::Bytes>> {
+        let mut out: Vec<Option<bytes::Bytes>> = chunks
+            .iter()
+            .map(|c| self.cache.get(&c.object.key(), c.start))
+            .collect();
+        // Runs of missing chunks that sit back to back in the same object.
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for (i, c) in chunks.iter().enumerate() {
+            if out[i].is_some() {
+                continue;
+            }
+            match runs.last_mut() {
+                Some((s, e))
+                    if *e == i && {
+                        let prev = &chunks[i - 1];
+                        prev.object == c.object && prev.start + prev.len as u64 == c.start
+                    } =>
+                {
+                    *e = i + 1
+                }
+                _ => runs.push((i, i + 1)),
+            }
+        }
+        let gets = runs.iter().map(|&(s, e)| {
+            let key = chunks[s].object.key();
+            let start = chunks[s].start;
+            let end = chunks[e - 1].start + chunks[e - 1].len as u64;
+            let store = self.store.clone();
+            async move { store.get_range(&key, start..end).await.map(|b| (key, b)) }
+        });
+        let results = futures::future::try_join_all(gets).await?;
+        for (&(s, e), (key, data)) in runs.iter().zip(results) {
+            let base = chunks[s].start;
+            for (i, c) in chunks.iter().enumerate().take(e).skip(s) {
+                let from = (c.start - base) as usize;
+                let to = from + c.len as usize;
+                if to > data.len() {
+                    return Err(Error::corrupt(
+                        &key,
+                        format!("object ends before chunk at byte {}", c.start),
+                    ));
+                }
+                let b = data.slice(from..to);
+                self.cache.insert(&key, c.start, b.clone());
+                out[i] = Some(b);
+            }
+        }
+        Ok(out.into_iter().map(|b| b.unwrap_or_default()).collect())
+    }
+}

@@ -1,0 +1,511 @@
+//! The ingest pipeline: a flusher task that closes a batch on `linger_ms` or
+//! `segment_bytes_target`, encodes it and starts its segment upload, and a
+//! committer task that waits for uploads in order, folds every ready flush
+//! into one log entry (group commit) and answers the waiting requests with
+//! the offsets `apply` assigned. Bytes accepted but not yet answered are
+//! bounded by `batch_bytes_max`; past it, produce fails fast with
+//! `Backpressure`. It must never answer a request before its commit landed.
+
+use super::batch::{build_groups, offsets_of, Group, Pending, ProduceRequest};
+use crate::clock::SharedClock;
+use crate::error::{Error, Result};
+use crate::fetch::ChunkCache;
+use crate::log::{
+    log_key, new_commit_id, Append, ChunkIntent, CommitLog, EncodedEntry, Intent, Location,
+    LogEntry, Outcome, ENTRY_HEADER_BYTES,
+};
+use crate::segment::{new_segment_key, Compression, SegmentBuilder};
+use crate::store::{create_resolving, Created, SharedStore};
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::task::JoinHandle;
+
+/// Write-path settings.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// How long the first record of a batch waits for company.
+    pub linger_ms: u64,
+    /// A batch this large is flushed at once.
+    pub segment_bytes_target: usize,
+    /// Accepted-but-unanswered bytes past which produce gets backpressure.
+    pub batch_bytes_max: usize,
+    /// Flushes up to this size travel inside the log entry (one round trip).
+    pub inline_bytes_max: usize,
+    pub record_bytes_max: usize,
+    pub request_bytes_max: usize,
+    /// Flushes encoded or uploading ahead of the committer.
+    pub flushes_in_flight_max: usize,
+    /// Flushes folded into one log entry at most.
+    pub entry_flushes_max: usize,
+    pub compression: Compression,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            linger_ms: 5,
+            segment_bytes_target: 8 << 20,
+            batch_bytes_max: 64 << 20,
+            inline_bytes_max: 64 << 10,
+            record_bytes_max: 1 << 20,
+            request_bytes_max: 32 << 20,
+            flushes_in_flight_max: 4,
+            entry_flushes_max: 16,
+            compression: Compression::None,
+        }
+    }
+}
+
+/// Counters about the write path.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    pub records: AtomicU64,
+    pub flushes: AtomicU64,
+    pub segments: AtomicU64,
+    pub inline_flushes: AtomicU64,
+    pub entries: AtomicU64,
+    pub backpressured: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    pending: Vec<Pending>,
+    bytes: usize,
+    opened_at: Option<tokio::time::Instant>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    log: Arc<CommitLog>,
+    store: SharedStore,
+    cache: Arc<ChunkCache>,
+    config: IngestConfig,
+    clock: SharedClock,
+    agent_id: String,
+    batch: Mutex<Batch>,
+    wake: Notify,
+    bytes_unanswered: AtomicUsize,
+    closing: AtomicBool,
+    stats: IngestStats,
+}
+
+/// Where a flush's chunks are: an uploading segment or an inline blob.
+enum Placement {
+    Segment {
+        key: Arc<str>,
+        starts: Vec<Vec<u64>>,
+        upload: JoinHandle<Result<()>>,
+    },
+    Inline {
+        blob: Bytes,
+        starts: Vec<Vec<u64>>,
+    },
+}
+
+struct Flush {
+    pending: Vec<Pending>,
+    groups: Vec<Group>,
+    placement: Placement,
+    bytes: usize,
+}
+
+/// One agent's write path.
+#[derive(Debug)]
+pub struct Ingester {
+    shared: Arc<Shared>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Ingester {
+    pub fn start(
+        log: Arc<CommitLog>,
+        store: SharedStore,
+        cache: Arc<ChunkCache>,
+        clock: SharedClock,
+        agent_id: String,
+        config: IngestConfig,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            log,
+            store,
+            cache,
+            config,
+            clock,
+            agent_id,
+            batch: Mutex::new(Batch::default()),
+            wake: Notify::new(),
+            bytes_unanswered: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+            stats: IngestStats::default(),
+        });
+        let (tx, rx) = mpsc::channel(shared.config.flushes_in_flight_max.max(1));
+        let flusher = tokio::spawn(flusher(shared.clone(), tx));
+        let committer = tokio::spawn(committer(shared.clone(), rx));
+        Ingester {
+            shared,
+            tasks: Mutex::new(vec![flusher, committer]),
+        }
+    }
+
+    pub fn stats(&self) -> &IngestStats {
+        &self.shared.stats
+    }
+
+    /// Bytes accepted and not yet answered.
+    pub fn bytes_unanswered(&self) -> usize {
+        self.shared.bytes_unanswered.load(Ordering::Relaxed)
+    }
+
+    /// Produce: returns each record's offset, in request order, once the
+    /// commit holding them is durable.
+    pub async fn produce(&self, request: ProduceRequest) -> Result<Vec<u64>> {
+        let s = &self.shared;
+        if s.closing.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
+        let (topic_ids, bytes) = self.validate(&request)?;
+        let prev = s.bytes_unanswered.fetch_add(bytes, Ordering::SeqCst);
+        if prev + bytes > s.config.batch_bytes_max && prev > 0 {
+            s.bytes_unanswered.fetch_sub(bytes, Ordering::SeqCst);
+            s.stats.backpressured.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::Backpressure {
+                pending_bytes: prev,
+                retry_after_ms: (s.config.linger_ms * 4).max(100),
+            });
+        }
+        let (reply, rx) = oneshot::channel();
+        let n = request.records.len() as u64;
+        {
+            let mut b = s.batch.lock();
+            if b.opened_at.is_none() {
+                b.opened_at = Some(tokio::time::Instant::now());
+            }
+            b.bytes += bytes;
+            b.pending.push(Pending {
+                request,
+                topic_ids,
+                reply,
+            });
+        }
+        s.wake.notify_one();
+        let r = rx.await.unwrap_or(Err(Error::ShuttingDown));
+        if r.is_ok() {
+            s.stats.records.fetch_add(n, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn validate(&self, request: &ProduceRequest) -> Result<(BTreeMap<String, u64>, usize)> {
+        let cfg = &self.shared.config;
+        if request.records.is_empty() {
+            return Err(Error::Invalid(
+                "a produce request needs at least one record".into(),
+            ));
+        }
+        let mut topic_ids = BTreeMap::new();
+        let mut total = 0usize;
+        let st = self.shared.log.state();
+        for r in &request.records {
+            let size = r.record.approx_bytes();
+            if size > cfg.record_bytes_max {
+                return Err(Error::RecordTooLarge {
+                    bytes: size,
+                    max: cfg.record_bytes_max,
+                });
+            }
+            total += size;
+            if !topic_ids.contains_key(&r.topic) {
+                let t = st.topic(&r.topic)?;
+                topic_ids.insert(r.topic.clone(), t.id);
+            }
+            st.partition(&r.topic, r.partition)?;
+        }
+        if total > cfg.request_bytes_max {
+            return Err(Error::RequestTooLarge {
+                bytes: total,
+                max: cfg.request_bytes_max,
+            });
+        }
+        Ok((topic_ids, total))
+    }
+
+    /// Stop accepting, flush and commit everything accepted, answer it.
+    pub async fn shutdown(&self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_one();
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.tasks.lock());
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Ingester {
+    fn drop(&mut self) {
+        for t in self.tasks.lock().iter() {
+            t.abort();
+        }
+    }
+}
+
+async fn flusher(s: Arc<Shared>, tx: mpsc::Sender<Flush>) {
+    loop {
+        let notified = s.wake.notified();
+        let (opened_at, bytes) = {
+            let b = s.batch.lock();
+            (b.opened_at, b.bytes)
+        };
+        let closing = s.closing.load(Ordering::SeqCst);
+        let Some(opened_at) = opened_at else {
+            if closing {
+                return;
+            }
+            notified.await;
+            continue;
+        };
+        let due = opened_at + Duration::from_millis(s.config.linger_ms);
+        if !closing && bytes < s.config.segment_bytes_target && tokio::time::Instant::now() < due {
+            let _ = tokio::time::timeout_at(due, notified).await;
+            continue;
+        }
+        let batch = std::mem::take(&mut *s.batch.lock());
+        let flush = match prepare(&s, batch.pending, batch.bytes).await {
+            Ok(f) => f,
+            Err(()) => continue,
+        };
+        if tx.send(flush).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Encode a batch and start its upload; on failure, answer its requests.
+async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result<Flush, ()> {
+    let compression = s.config.compression;
+    let encoded = tokio::task::spawn_blocking(move || {
+        let g = build_groups(&pending, compression);
+        (pending, g)
+    })
+    .await;
+    let (pending, groups) = match encoded {
+        Ok((p, Ok(g))) => (p, g),
+        Ok((p, Err(e))) => {
+            fail_all(s, p, bytes, &e);
+            return Err(());
+        }
+        Err(_) => return Err(()),
+    };
+    s.stats.flushes.fetch_add(1, Ordering::Relaxed);
+    let data_bytes: usize = groups.iter().map(Group::data_bytes).sum();
+    let placement = if data_bytes > s.config.inline_bytes_max {
+        let mut seg = SegmentBuilder::new();
+        let starts = groups
+            .iter()
+            .map(|g| {
+                g.chunks
+                    .iter()
+                    .map(|c| seg.add_chunk(&c.topic, c.partition, &c.bytes, &c.meta))
+                    .collect()
+            })
+            .collect();
+        let key: Arc<str> = new_segment_key().into();
+        let body = seg.finish();
+        let store = s.store.clone();
+        let k = key.clone();
+        s.stats.segments.fetch_add(1, Ordering::Relaxed);
+        let upload = tokio::spawn(async move {
+            match create_resolving(&*store, &k, body).await? {
+                Created::Ours => Ok(()),
+                Created::Theirs(_) => Err(Error::Invalid(format!("segment key {k} collided"))),
+            }
+        });
+        Placement::Segment {
+            key,
+            starts,
+            upload,
+        }
+    } else {
+        let mut blob = BytesMut::with_capacity(data_bytes);
+        let starts = groups
+            .iter()
+            .map(|g| {
+                g.chunks
+                    .iter()
+                    .map(|c| {
+                        let at = blob.len() as u64;
+                        blob.extend_from_slice(&c.bytes);
+                        at
+                    })
+                    .collect()
+            })
+            .collect();
+        s.stats.inline_flushes.fetch_add(1, Ordering::Relaxed);
+        Placement::Inline {
+            blob: blob.freeze(),
+            starts,
+        }
+    };
+    Ok(Flush {
+        pending,
+        groups,
+        placement,
+        bytes,
+    })
+}
+
+/// One error, repeated for every waiter of a failed flush.
+fn replicate(e: &Error) -> Error {
+    match e {
+        Error::Store(se) => Error::Store(se.clone()),
+        Error::ShuttingDown => Error::ShuttingDown,
+        other => Error::CommitUncertain(other.to_string()),
+    }
+}
+
+fn fail_all(s: &Shared, pending: Vec<Pending>, bytes: usize, e: &Error) {
+    for p in pending {
+        let _ = p.reply.send(Err(replicate(e)));
+    }
+    s.bytes_unanswered.fetch_sub(bytes, Ordering::SeqCst);
+}
+
+async fn committer(s: Arc<Shared>, mut rx: mpsc::Receiver<Flush>) {
+    while let Some(first) = rx.recv().await {
+        let mut flushes = vec![first];
+        while flushes.len() < s.config.entry_flushes_max.max(1) {
+            match rx.try_recv() {
+                Ok(f) => flushes.push(f),
+                Err(_) => break,
+            }
+        }
+        commit_flushes(&s, flushes).await;
+    }
+}
+
+/// Inline blobs of several flushes are concatenated; this is where one
+/// flush's blob starts in the entry's blob.
+async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
+    let mut ready = Vec::with_capacity(flushes.len());
+    for mut f in flushes {
+        if let Placement::Segment { upload, .. } = &mut f.placement {
+            let r = match upload.await {
+                Ok(r) => r,
+                Err(e) => Err(Error::Invalid(format!("segment upload task failed: {e}"))),
+            };
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "segment upload failed; failing its requests");
+                fail_all(s, f.pending, f.bytes, &e);
+                continue;
+            }
+        }
+        ready.push(f);
+    }
+    if ready.is_empty() {
+        return;
+    }
+    let mut blob = BytesMut::new();
+    let mut intents = Vec::new();
+    let mut cache_fill: Vec<(Option<Arc<str>>, u64, Bytes)> = Vec::new();
+    for f in &ready {
+        let (seg_key, starts, blob_base) = match &f.placement {
+            Placement::Segment { key, starts, .. } => (Some(key.clone()), starts, 0),
+            Placement::Inline { blob: b, starts } => {
+                let base = blob.len() as u64;
+                blob.extend_from_slice(b);
+                (None, starts, base)
+            }
+        };
+        for (g, g_starts) in f.groups.iter().zip(starts) {
+            let mut chunks = Vec::with_capacity(g.chunks.len());
+            for (c, &start) in g.chunks.iter().zip(g_starts) {
+                let len = c.bytes.len() as u32;
+                let location = match &seg_key {
+                    Some(key) => Location::Segment {
+                        key: key.clone(),
+                        start,
+                        len,
+                    },
+                    None => Location::Inline {
+                        start: blob_base + start,
+                        len,
+                    },
+                };
+                let cache_start = match &seg_key {
+                    Some(_) => start,
+                    None => ENTRY_HEADER_BYTES + blob_base + start,
+                };
+                cache_fill.push((seg_key.clone(), cache_start, c.bytes.clone()));
+                chunks.push(ChunkIntent {
+                    topic: c.topic.clone(),
+                    topic_id: c.topic_id,
+                    partition: c.partition,
+                    location,
+                    record_count: c.meta.record_count,
+                    max_timestamp_ms: c.meta.max_timestamp_ms,
+                    crc32c: c.meta.crc32c,
+                });
+            }
+            intents.push(Intent::Append(Append {
+                producer: g.producer,
+                chunks,
+            }));
+        }
+    }
+    let entry = LogEntry {
+        commit_id: new_commit_id(),
+        agent_id: s.agent_id.clone(),
+        time_ms: s.clock.wall_ms(),
+        intents,
+    };
+    let committed = match EncodedEntry::encode(entry, blob.freeze()) {
+        Ok(e) => s.log.commit(&e).await,
+        Err(e) => Err(e),
+    };
+    s.stats.entries.fetch_add(1, Ordering::Relaxed);
+    let committed = match committed {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "commit failed; failing its requests");
+            for f in ready {
+                fail_all(s, f.pending, f.bytes, &e);
+            }
+            return;
+        }
+    };
+    for (seg_key, start, bytes) in cache_fill {
+        let key = match seg_key {
+            Some(k) => k.to_string(),
+            None => log_key(committed.seq),
+        };
+        s.cache.insert(&key, start, bytes);
+    }
+    let mut outcomes = committed.outcomes.into_iter();
+    for f in ready {
+        let mut replies: Vec<Option<oneshot::Sender<Result<Vec<u64>>>>> = Vec::new();
+        let mut pending = f.pending;
+        for p in pending.drain(..) {
+            replies.push(Some(p.reply));
+        }
+        for g in &f.groups {
+            let outcome = outcomes.next();
+            for (ri, placement) in &g.members {
+                let result = match &outcome {
+                    Some(Outcome::Appended(bases)) | Some(Outcome::Duplicate(bases)) => {
+                        offsets_of(placement, bases)
+                    }
+                    Some(Outcome::Rejected(r)) => Err(Error::Rejected(r.clone())),
+                    _ => Err(Error::CommitUncertain("no outcome for an intent".into())),
+                };
+                if let Some(reply) = replies.get_mut(*ri).and_then(Option::take) {
+                    let _ = reply.send(result);
+                }
+            }
+        }
+        s.bytes_unanswered.fetch_sub(f.bytes, Ordering::SeqCst);
+    }
+}

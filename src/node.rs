@@ -1,0 +1,375 @@
+//! A Skiff node: one agent's library core. It owns assembling the store
+//! stack (instrumented, retrying), the commit log, the write path, the read
+//! path and the background loops (tailing, retention, GC), and exposes topic
+//! admin, produce and fetch to the HTTP layer and to embedders. It must not
+//! hold transport concerns (HTTP statuses, JSON): those are `agent`'s.
+
+use crate::clock::SharedClock;
+use crate::error::{Error, Result};
+use crate::fetch::{ChunkCache, FetchConfig, FetchRequest, FetchResult, Reader};
+use crate::ingest::{IngestConfig, Ingester, ProduceRequest};
+use crate::log::{
+    collect_garbage, new_commit_id, CommitLog, EncodedEntry, GcConfig, GcReport, Intent, LogConfig,
+    LogEntry, Outcome, TopicConfig, PARTITIONS_MAX,
+};
+use crate::store::{InstrumentedStore, RetryPolicy, RetryStore, SharedStore, StoreStats};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Everything a node needs to know, with production defaults.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Names this agent in log entries; random if not set.
+    pub agent_id: Option<String>,
+    pub log: LogConfig,
+    pub ingest: IngestConfig,
+    pub fetch: FetchConfig,
+    pub gc: GcConfig,
+    pub retry: RetryPolicy,
+    pub cache_bytes_max: usize,
+    /// How often the tailer looks for other agents' commits.
+    pub tail_interval_ms: u64,
+    /// How often retention and GC run; 0 turns them off.
+    pub maintenance_interval_ms: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            agent_id: None,
+            log: LogConfig::default(),
+            ingest: IngestConfig::default(),
+            fetch: FetchConfig::default(),
+            gc: GcConfig::default(),
+            retry: RetryPolicy::default(),
+            cache_bytes_max: 256 << 20,
+            tail_interval_ms: 100,
+            maintenance_interval_ms: 60_000,
+        }
+    }
+}
+
+/// A partition's offsets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionInfo {
+    pub partition: u32,
+    pub log_start_offset: u64,
+    pub high_watermark: u64,
+}
+
+/// A topic as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: u32,
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+    pub partition_offsets: Vec<PartitionInfo>,
+}
+
+/// Topic names: 1 to 249 of `[A-Za-z0-9._-]`, as Kafka allows.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "bad topic name {name:?}: use 1 to 249 of letters, digits, '.', '_' and '-'"
+        )))
+    }
+}
+
+#[derive(Debug)]
+pub struct Node {
+    agent_id: String,
+    store: SharedStore,
+    store_stats: Arc<StoreStats>,
+    clock: SharedClock,
+    log: Arc<CommitLog>,
+    ingester: Ingester,
+    reader: Reader,
+    cache: Arc<ChunkCache>,
+    config: NodeConfig,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Node {
+    /// Open a node on `base` (a raw store): replay the log and start the
+    /// background loops.
+    pub async fn open(
+        base: SharedStore,
+        clock: SharedClock,
+        config: NodeConfig,
+    ) -> Result<Arc<Node>> {
+        let instrumented = InstrumentedStore::new(base);
+        let store_stats = instrumented.stats();
+        let store: SharedStore = Arc::new(RetryStore::new(Arc::new(instrumented), config.retry));
+        let agent_id = config
+            .agent_id
+            .clone()
+            .unwrap_or_else(|| format!("agent-{}", ulid::Ulid::new()));
+        let log = CommitLog::open(store.clone(), clock.clone(), config.log.clone()).await?;
+        let cache = Arc::new(ChunkCache::new(config.cache_bytes_max));
+        let ingester = Ingester::start(
+            log.clone(),
+            store.clone(),
+            cache.clone(),
+            clock.clone(),
+            agent_id.clone(),
+            config.ingest.clone(),
+        );
+        let reader = Reader::new(
+            log.clone(),
+            store.clone(),
+            cache.clone(),
+            config.fetch.clone(),
+        );
+        let node = Arc::new(Node {
+            agent_id,
+            store,
+            store_stats,
+            clock,
+            log,
+            ingester,
+            reader,
+            cache,
+            config,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let tailer = tokio::spawn(tail_loop(
+            Arc::downgrade(&node),
+            node.config.tail_interval_ms,
+        ));
+        node.tasks.lock().push(tailer);
+        if node.config.maintenance_interval_ms > 0 {
+            let m = tokio::spawn(maintenance_loop(
+                Arc::downgrade(&node),
+                node.config.maintenance_interval_ms,
+            ));
+            node.tasks.lock().push(m);
+        }
+        Ok(node)
+    }
+
+    pub fn agent_id(&self) -> &str {
+        &self.agent_id
+    }
+    pub fn log(&self) -> &Arc<CommitLog> {
+        &self.log
+    }
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+    pub fn store_stats(&self) -> &Arc<StoreStats> {
+        &self.store_stats
+    }
+    pub fn ingester(&self) -> &Ingester {
+        &self.ingester
+    }
+    pub fn cache(&self) -> &ChunkCache {
+        &self.cache
+    }
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Commit a single admin intent and return its outcome.
+    async fn commit_intent(&self, intent: Intent) -> Result<Outcome> {
+        let entry = LogEntry {
+            commit_id: new_commit_id(),
+            agent_id: self.agent_id.clone(),
+            time_ms: self.clock.wall_ms(),
+            intents: vec![intent],
+        };
+        let encoded = EncodedEntry::encode(entry, Bytes::new())?;
+        let committed = self.log.commit(&encoded).await?;
+        Ok(committed
+            .outcomes
+            .into_iter()
+            .next()
+            .unwrap_or(Outcome::Done))
+    }
+
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        config: TopicConfig,
+    ) -> Result<TopicInfo> {
+        validate_topic_name(name)?;
+        if partitions == 0 || partitions > PARTITIONS_MAX {
+            return Err(Error::Invalid(format!(
+                "partitions must be 1..={PARTITIONS_MAX}, not {partitions}"
+            )));
+        }
+        if self.log.state().topics.contains_key(name) {
+            return Err(Error::TopicExists { topic: name.into() });
+        }
+        let intent = Intent::CreateTopic {
+            name: name.to_string(),
+            partitions,
+            config,
+        };
+        match self.commit_intent(intent).await? {
+            Outcome::Rejected(r) if r.kind == crate::log::RejectKind::Conflict => {
+                Err(Error::TopicExists { topic: name.into() })
+            }
+            Outcome::Rejected(r) => Err(Error::Rejected(r)),
+            _ => self.topic(name),
+        }
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        self.log.state().topic(name)?;
+        match self
+            .commit_intent(Intent::DeleteTopic { name: name.into() })
+            .await?
+        {
+            Outcome::Rejected(_) => Err(Error::UnknownTopic { topic: name.into() }),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn topic(&self, name: &str) -> Result<TopicInfo> {
+        let st = self.log.state();
+        let t = st.topic(name)?;
+        Ok(TopicInfo {
+            name: t.name.clone(),
+            partitions: t.partitions.len() as u32,
+            retention_ms: t.config.retention_ms,
+            retention_bytes: t.config.retention_bytes,
+            partition_offsets: t
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| PartitionInfo {
+                    partition: i as u32,
+                    log_start_offset: p.log_start_offset,
+                    high_watermark: p.high_watermark,
+                })
+                .collect(),
+        })
+    }
+
+    pub fn topic_names(&self) -> Vec<String> {
+        self.log.state().topics.keys().cloned().collect()
+    }
+
+    pub async fn produce(&self, request: ProduceRequest) -> Result<Vec<u64>> {
+        self.ingester.produce(request).await
+    }
+
+    pub async fn fetch(&self, request: &FetchRequest) -> Result<FetchResult> {
+        self.reader.fetch(request).await
+    }
+
+    /// Trim partitions past their topic's retention; returns trims committed.
+    pub async fn enforce_retention(&self) -> Result<usize> {
+        let now = self.log.state().clock_ms;
+        let mut trims = Vec::new();
+        {
+            let st = self.log.state();
+            for t in st.topics.values() {
+                for (i, p) in t.partitions.iter().enumerate() {
+                    let mut bytes = p.bytes;
+                    let mut new_start = p.log_start_offset;
+                    for c in &p.chunks {
+                        let too_old = t
+                            .config
+                            .retention_ms
+                            .is_some_and(|r| (c.max_timestamp_ms.max(0) as u64) + r < now);
+                        let too_big = t.config.retention_bytes.is_some_and(|r| bytes > r);
+                        if !(too_old || too_big) {
+                            break;
+                        }
+                        bytes -= c.len as u64;
+                        new_start = c.end_offset();
+                    }
+                    if new_start > p.log_start_offset {
+                        trims.push(Intent::Trim {
+                            topic: t.name.clone(),
+                            partition: i as u32,
+                            log_start_offset: new_start,
+                        });
+                    }
+                }
+            }
+        }
+        let n = trims.len();
+        if n > 0 {
+            let entry = LogEntry {
+                commit_id: new_commit_id(),
+                agent_id: self.agent_id.clone(),
+                time_ms: self.clock.wall_ms(),
+                intents: trims,
+            };
+            self.log
+                .commit(&EncodedEntry::encode(entry, Bytes::new())?)
+                .await?;
+        }
+        Ok(n)
+    }
+
+    /// One GC pass now.
+    pub async fn gc_once(&self) -> Result<GcReport> {
+        collect_garbage(&self.log, &self.store, &*self.clock, &self.config.gc).await
+    }
+
+    /// Stop accepting produce requests, commit and answer what was accepted,
+    /// stop the background loops.
+    pub async fn shutdown(&self) {
+        self.ingester.shutdown().await;
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for t in self.tasks.lock().iter() {
+            t.abort();
+        }
+    }
+}
+
+async fn tail_loop(node: std::sync::Weak<Node>, interval_ms: u64) {
+    let mut backoff_ms = interval_ms.max(1);
+    loop {
+        tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+        let Some(node) = node.upgrade() else { return };
+        match node.log.catch_up().await {
+            Ok(_) => backoff_ms = interval_ms.max(1),
+            Err(e) => {
+                tracing::warn!(error = %e, "tailing the log failed; backing off");
+                backoff_ms = (backoff_ms * 2).min(5_000);
+            }
+        }
+    }
+}
+
+async fn maintenance_loop(node: std::sync::Weak<Node>, interval_ms: u64) {
+    loop {
+        // Jitter spreads agents' passes over the interval.
+        let jitter = rand::random::<u64>() % (interval_ms / 2 + 1);
+        tokio::time::sleep(Duration::from_millis(interval_ms + jitter)).await;
+        let Some(node) = node.upgrade() else { return };
+        if let Err(e) = node.enforce_retention().await {
+            tracing::warn!(error = %e, "retention pass failed");
+        }
+        match node.gc_once().await {
+            Ok(r) => tracing::debug!(?r, "gc pass"),
+            Err(e) => tracing::warn!(error = %e, "gc pass failed"),
+        }
+    }
+}

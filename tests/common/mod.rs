@@ -1,0 +1,150 @@
+//! Helpers shared by the integration tests: stores by kind (memory, local
+//! directory, LocalStack S3), nodes with test-friendly settings, produce and
+//! read-back helpers, and the history checker.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use skiff::clock::{SharedClock, SystemClock};
+use skiff::fetch::FetchRequest;
+use skiff::ingest::{ProduceRecord, ProduceRequest};
+use skiff::node::{Node, NodeConfig};
+use skiff::segment::Record;
+use skiff::store::{open, SharedStore};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The stores every scenario runs on. S3 joins when `SKIFF_TEST_S3_URL` is
+/// set (the LocalStack runner sets it; `SKIFF_REQUIRE_S3=1` makes its
+/// absence an error so CI cannot silently skip it).
+pub fn store_kinds() -> Vec<&'static str> {
+    let mut kinds = vec!["memory", "dir"];
+    if std::env::var("SKIFF_TEST_S3_URL").is_ok() {
+        kinds.push("s3");
+    } else if std::env::var("SKIFF_REQUIRE_S3").is_ok_and(|v| v == "1") {
+        panic!("SKIFF_REQUIRE_S3=1 but SKIFF_TEST_S3_URL is not set: run through localstack/with-localstack.sh");
+    }
+    kinds
+}
+
+/// A fresh, empty store of `kind`. The returned guard keeps a temp dir alive.
+pub fn new_store(kind: &str) -> (SharedStore, Option<tempfile::TempDir>) {
+    match kind {
+        "memory" => (Arc::new(open("memory://").unwrap()), None),
+        "dir" => {
+            let dir = tempfile::tempdir().unwrap();
+            (
+                Arc::new(open(dir.path().to_str().unwrap()).unwrap()),
+                Some(dir),
+            )
+        }
+        "s3" => {
+            let base = std::env::var("SKIFF_TEST_S3_URL").unwrap();
+            let url = format!("{}/{}", base.trim_end_matches('/'), ulid::Ulid::new());
+            (Arc::new(open(&url).unwrap()), None)
+        }
+        other => panic!("unknown store kind {other}"),
+    }
+}
+
+pub fn fast_config() -> NodeConfig {
+    let mut c = NodeConfig {
+        tail_interval_ms: 20,
+        maintenance_interval_ms: 0,
+        ..NodeConfig::default()
+    };
+    c.ingest.linger_ms = 2;
+    c.retry.backoff_initial_ms = 2;
+    c.retry.backoff_max_ms = 50;
+    c
+}
+
+pub async fn node(store: &SharedStore) -> Arc<Node> {
+    node_with(store, fast_config(), SystemClock::shared()).await
+}
+
+pub async fn node_with(store: &SharedStore, config: NodeConfig, clock: SharedClock) -> Arc<Node> {
+    Node::open(store.clone(), clock, config).await.unwrap()
+}
+
+pub fn rec(value: impl Into<Vec<u8>>) -> Record {
+    Record {
+        key: None,
+        value: Some(Bytes::from(value.into())),
+        headers: vec![],
+        timestamp_ms: 1,
+    }
+}
+
+pub fn request(topic: &str, partition: u32, values: &[String]) -> ProduceRequest {
+    ProduceRequest {
+        records: values
+            .iter()
+            .map(|v| ProduceRecord {
+                topic: topic.into(),
+                partition,
+                record: rec(v.as_bytes().to_vec()),
+            })
+            .collect(),
+        producer: None,
+    }
+}
+
+/// Every record of a partition, from log start to the high watermark.
+pub async fn read_all(node: &Node, topic: &str, partition: u32) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut offset =
+        node.topic(topic).unwrap().partition_offsets[partition as usize].log_start_offset;
+    loop {
+        let r = node
+            .fetch(&FetchRequest {
+                topic: topic.into(),
+                partition,
+                offset,
+                max_records: 10_000,
+                max_bytes: 16 << 20,
+                wait_ms: 0,
+            })
+            .await
+            .unwrap();
+        if r.records.is_empty() {
+            assert_eq!(
+                offset, r.high_watermark,
+                "a read below the high watermark returned nothing"
+            );
+            return out;
+        }
+        for f in r.records {
+            assert_eq!(f.offset, offset, "offsets are dense");
+            out.push((
+                f.offset,
+                String::from_utf8(f.record.value.unwrap().to_vec()).unwrap(),
+            ));
+            offset += 1;
+        }
+    }
+}
+
+/// The history checker: every acknowledged value sits exactly once in the
+/// log, at its acknowledged offset; offsets are dense (checked by
+/// `read_all`); no value appears twice.
+pub fn check_history(
+    acked: &BTreeMap<(u32, u64), String>,
+    log: &BTreeMap<u32, Vec<(u64, String)>>,
+) {
+    let mut seen = std::collections::HashSet::new();
+    for (p, records) in log {
+        for (_, v) in records {
+            assert!(
+                seen.insert(v.clone()),
+                "value {v} appears twice (partition {p})"
+            );
+        }
+    }
+    for ((p, offset), v) in acked {
+        let got = log
+            .get(p)
+            .and_then(|r| r.get(*offset as usize))
+            .unwrap_or_else(|| panic!("acked {v} at {p}/{offset} is missing"));
+        assert_eq!(&got.1, v, "acked value at {p}/{offset}");
+    }
+}
