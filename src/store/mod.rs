@@ -11,7 +11,7 @@ mod latency;
 mod retry;
 
 pub use backend::{open, ObjectStoreBackend};
-pub use fault::{Fault, FaultRule, FaultStore, Op};
+pub use fault::{Fault, FaultRule, FaultStore, Gate, Op};
 pub use instrumented::{InstrumentedStore, StoreStats, StoreStatsSnapshot};
 pub use latency::{LatencyProfile, LatencyStore, OpLatency};
 pub use retry::{create_resolving, Created, RetryPolicy, RetryStore};
