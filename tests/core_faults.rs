@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 type Acked = Arc<parking_lot::Mutex<BTreeMap<(u32, u64), String>>>;
+/// Per producer, the acked (partition, offset) in send order.
+type SendOrder = Arc<parking_lot::Mutex<BTreeMap<usize, Vec<(u32, u64)>>>>;
 
 /// `producers` idempotent producers, each sending `requests` requests of
 /// 1..=8 records (some large enough to need a segment) to random
@@ -151,8 +153,7 @@ async fn three_agents_producing_concurrently_keep_offsets_dense_and_order() {
         }
         let requests = if kind == "s3" { 15 } else { 40 };
         let acked: Acked = Default::default();
-        // Per producer, the acked (partition, offset) in send order.
-        let sent: Arc<parking_lot::Mutex<BTreeMap<usize, Vec<(u32, u64)>>>> = Default::default();
+        let sent: SendOrder = Default::default();
         let mut tasks = Vec::new();
         for pid in 0..6usize {
             let agent = agents[pid % 3].clone();
