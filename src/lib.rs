@@ -3,6 +3,9 @@
 //! them visible through a commit log of create-if-absent objects in the same
 //! store. See `DESIGN.md` for the invariants this crate keeps.
 
+pub mod agent;
+pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod error;
 pub mod fetch;
@@ -10,6 +13,7 @@ pub mod ingest;
 pub mod log;
 pub mod node;
 pub mod segment;
+pub mod settings;
 pub mod store;
 
 pub use error::{Error, ErrorKind, Result};

@@ -161,6 +161,11 @@ impl Node {
         Ok(node)
     }
 
+    /// Wall time by this node's clock, ms since the epoch.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.wall_ms()
+    }
+
     pub fn agent_id(&self) -> &str {
         &self.agent_id
     }

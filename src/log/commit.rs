@@ -80,6 +80,9 @@ pub struct CommitLog {
     cursor: Mutex<Cursor>,
     head_tx: watch::Sender<u64>,
     stats: LogStats,
+    /// Mirror of the cursor's confirmation time for lock-free readiness
+    /// checks (`u64::MAX`: not confirmed).
+    confirmed_at_ms: AtomicU64,
 }
 
 impl CommitLog {
@@ -98,6 +101,7 @@ impl CommitLog {
             cursor: Mutex::new(Cursor::default()),
             head_tx,
             stats: LogStats::default(),
+            confirmed_at_ms: AtomicU64::new(u64::MAX),
         });
         {
             let mut cur = log.cursor.lock().await;
@@ -118,6 +122,20 @@ impl CommitLog {
     /// Wakes whenever the applied head advances.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.head_tx.subscribe()
+    }
+
+    /// How long ago the view of the log was last confirmed current.
+    pub fn view_age_ms(&self) -> Option<u64> {
+        match self.confirmed_at_ms.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            t => Some(self.clock.mono_ms().saturating_sub(t)),
+        }
+    }
+
+    fn confirm(&self, cur: &mut Cursor, at_ms: Option<u64>) {
+        cur.confirmed_at_ms = at_ms;
+        self.confirmed_at_ms
+            .store(at_ms.unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     pub fn stats(&self) -> &LogStats {
@@ -175,12 +193,12 @@ impl CommitLog {
                 }
                 Err(e) if e.is_not_found() => break,
                 Err(e) => {
-                    cur.confirmed_at_ms = None;
+                    self.confirm(cur, None);
                     return Err(e.into());
                 }
             }
         }
-        cur.confirmed_at_ms = Some(started);
+        self.confirm(cur, Some(started));
         Ok(())
     }
 
@@ -219,7 +237,7 @@ impl CommitLog {
                 Ok(Created::Ours) => {
                     let took = self.clock.mono_ms().saturating_sub(confirmed_at);
                     if took > self.config.view_ttl_ms + self.config.commit_put_max_ms {
-                        cur.confirmed_at_ms = None;
+                        self.confirm(&mut cur, None);
                         return Err(Error::CommitUncertain(format!(
                             "{key} landed {took} ms after the view was confirmed; not acked"
                         )));
@@ -248,7 +266,7 @@ impl CommitLog {
                 }
                 Err(e) => {
                     self.stats.ambiguous.fetch_add(1, Ordering::Relaxed);
-                    cur.confirmed_at_ms = None;
+                    self.confirm(&mut cur, None);
                     return Err(Error::CommitUncertain(e.to_string()));
                 }
             }

@@ -24,6 +24,20 @@ pub enum Compression {
     Zstd,
 }
 
+impl std::str::FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Compression::None),
+            "lz4" => Ok(Compression::Lz4),
+            "zstd" => Ok(Compression::Zstd),
+            other => Err(format!(
+                "unknown compression {other:?}: use none, lz4 or zstd"
+            )),
+        }
+    }
+}
+
 impl Compression {
     fn kafka(self) -> KCompression {
         match self {

@@ -1,0 +1,254 @@
+//! The HTTP API's JSON shapes (a contract: extend, never change) and their
+//! conversion to and from library types: UTF-8 or base64 keys and values,
+//! string headers. It must not perform requests.
+
+use super::error::ApiError;
+use crate::fetch::FetchedRecord;
+use crate::log::ProducerSeq;
+use crate::node::TopicInfo;
+use crate::segment::Record;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopic {
+    pub name: String,
+    pub partitions: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_bytes: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopicConfigJson {
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PartitionJson {
+    pub partition: u32,
+    pub log_start_offset: u64,
+    pub high_watermark: u64,
+}
+
+/// A topic with its configuration and per-partition offsets.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopicJson {
+    pub name: String,
+    pub partition_count: u32,
+    pub config: TopicConfigJson,
+    pub partitions: Vec<PartitionJson>,
+}
+
+impl From<TopicInfo> for TopicJson {
+    fn from(t: TopicInfo) -> Self {
+        TopicJson {
+            name: t.name,
+            partition_count: t.partitions,
+            config: TopicConfigJson {
+                retention_ms: t.retention_ms,
+                retention_bytes: t.retention_bytes,
+            },
+            partitions: t
+                .partition_offsets
+                .into_iter()
+                .map(|p| PartitionJson {
+                    partition: p.partition,
+                    log_start_offset: p.log_start_offset,
+                    high_watermark: p.high_watermark,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TopicList {
+    pub topics: Vec<TopicJson>,
+}
+
+/// An idempotent producer's identity and this request's sequence.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerJson {
+    pub id: u64,
+    #[serde(default)]
+    pub epoch: u32,
+    pub sequence: u64,
+}
+
+impl From<ProducerJson> for ProducerSeq {
+    fn from(p: ProducerJson) -> Self {
+        ProducerSeq {
+            id: p.id,
+            epoch: p.epoch,
+            sequence: p.sequence,
+        }
+    }
+}
+
+/// One record to produce. `topic` is used only by `POST /v1/records`.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordIn {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
+    /// Defaults to the agent's clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp_ms: Option<i64>,
+}
+
+fn bytes_of(
+    text: Option<String>,
+    b64: Option<String>,
+    what: &str,
+    i: usize,
+) -> Result<Option<Bytes>, ApiError> {
+    match (text, b64) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
+            "record {i}: give {what} or {what}_base64, not both"
+        ))),
+        (Some(t), None) => Ok(Some(Bytes::from(t))),
+        (None, Some(b)) => B64
+            .decode(b.as_bytes())
+            .map(|v| Some(Bytes::from(v)))
+            .map_err(|e| ApiError::bad_request(format!("record {i}: bad {what}_base64: {e}"))),
+        (None, None) => Ok(None),
+    }
+}
+
+impl RecordIn {
+    pub fn into_record(self, i: usize, now_ms: i64) -> Result<Record, ApiError> {
+        Ok(Record {
+            key: bytes_of(self.key, self.key_base64, "key", i)?,
+            value: bytes_of(self.value, self.value_base64, "value", i)?,
+            headers: self
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k, Bytes::from(v)))
+                .collect(),
+            timestamp_ms: self.timestamp_ms.unwrap_or(now_ms),
+        })
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceBody {
+    pub records: Vec<RecordIn>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub producer: Option<ProducerJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OffsetJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    pub partition: u32,
+    pub offset: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProduceResponse {
+    pub offsets: Vec<OffsetJson>,
+}
+
+/// A consumed record. Keys and values that are not UTF-8 come back as
+/// `key_base64` / `value_base64`; likewise headers in `headers_base64`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct RecordOut {
+    pub offset: u64,
+    pub timestamp_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_base64: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers_base64: BTreeMap<String, String>,
+}
+
+fn split(b: Option<Bytes>) -> (Option<String>, Option<String>) {
+    match b {
+        None => (None, None),
+        Some(b) => match String::from_utf8(b.to_vec()) {
+            Ok(s) => (Some(s), None),
+            Err(_) => (None, Some(B64.encode(&b))),
+        },
+    }
+}
+
+impl From<FetchedRecord> for RecordOut {
+    fn from(f: FetchedRecord) -> Self {
+        let (key, key_base64) = split(f.record.key);
+        let (value, value_base64) = split(f.record.value);
+        let mut headers = BTreeMap::new();
+        let mut headers_base64 = BTreeMap::new();
+        for (k, v) in f.record.headers {
+            match String::from_utf8(v.to_vec()) {
+                Ok(s) => headers.insert(k, s),
+                Err(_) => headers_base64.insert(k, B64.encode(&v)),
+            };
+        }
+        RecordOut {
+            offset: f.offset,
+            timestamp_ms: f.record.timestamp_ms,
+            key,
+            key_base64,
+            value,
+            value_base64,
+            headers,
+            headers_base64,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FetchResponse {
+    pub records: Vec<RecordOut>,
+    pub next_offset: u64,
+    pub high_watermark: u64,
+    pub log_start_offset: u64,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FetchQuery {
+    /// First offset to read; defaults to the log start.
+    pub offset: Option<u64>,
+    pub max_records: Option<usize>,
+    pub max_bytes: Option<usize>,
+    /// Long-poll this long when `offset` is the high-water mark.
+    pub wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeQuery {
+    /// First offset to stream; defaults to the high-water mark (new records).
+    pub offset: Option<u64>,
+}

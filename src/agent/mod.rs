@@ -1,0 +1,199 @@
+//! The agent: Skiff's HTTP/WebSocket API on axum over one `Node`. It owns
+//! the router (the v1 contract, `/openapi.json`, `/metrics`, `/healthz`,
+//! `/readyz`), opening the store the settings name, and graceful shutdown:
+//! stop accepting, end long polls, commit and answer what was accepted. It
+//! must hold no queue logic: handlers translate and delegate to `Node`.
+
+mod error;
+mod extract;
+mod json;
+mod ops;
+mod records;
+mod topics;
+mod ws;
+
+pub use error::ApiError;
+pub use json::*;
+pub use ops::prometheus;
+
+use crate::clock::SystemClock;
+use crate::node::Node;
+use crate::settings::Settings;
+use crate::store::{LatencyProfile, LatencyStore, SharedStore};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use utoipa::OpenApi;
+
+/// The OpenAPI document, generated from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Skiff",
+        description = "A message queue on object storage: HTTP API v1"
+    ),
+    paths(
+        topics::create_topic,
+        topics::list_topics,
+        topics::describe_topic,
+        topics::delete_topic,
+        records::produce,
+        records::produce_atomic,
+        records::fetch,
+        ws::subscribe,
+        ops::healthz,
+        ops::readyz,
+        ops::metrics_text,
+        ops::openapi_json,
+    )
+)]
+pub struct ApiDoc;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub node: Arc<Node>,
+    /// Round-robin counter for records with neither key nor partition.
+    pub round_robin: Arc<AtomicU64>,
+    /// Turns true when the agent starts shutting down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Resolves once the agent starts shutting down (holds no watch guard).
+pub(crate) async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+/// Failures starting an agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("bad settings: {0}")]
+    Settings(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Skiff(#[from] crate::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// The router for `state`, with the body limit from `request_bytes_max`.
+pub fn router(state: AppState, request_bytes_max: usize) -> Router {
+    Router::new()
+        .route(
+            "/v1/topics",
+            post(topics::create_topic).get(topics::list_topics),
+        )
+        .route(
+            "/v1/topics/{topic}",
+            get(topics::describe_topic).delete(topics::delete_topic),
+        )
+        .route("/v1/topics/{topic}/records", post(records::produce))
+        .route("/v1/records", post(records::produce_atomic))
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/records",
+            get(records::fetch),
+        )
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/subscribe",
+            get(ws::subscribe),
+        )
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics_text))
+        .route("/openapi.json", get(ops::openapi_json))
+        .layer(DefaultBodyLimit::max(request_bytes_max))
+        .layer(axum::middleware::from_fn(ops::track))
+        .with_state(state)
+}
+
+/// Open the store the settings name, with the latency profile if any.
+pub fn open_store(settings: &Settings) -> Result<SharedStore, AgentError> {
+    let base: SharedStore = Arc::new(crate::store::open(&settings.store)?);
+    if settings.store_latency.is_empty() {
+        return Ok(base);
+    }
+    let profile = LatencyProfile::parse(&settings.store_latency).map_err(AgentError::Settings)?;
+    Ok(Arc::new(LatencyStore::new(base, profile, rand::random())))
+}
+
+/// A started agent: its address, its node, and the handle to stop it.
+pub struct RunningAgent {
+    pub addr: SocketAddr,
+    pub node: Arc<Node>,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+}
+
+impl RunningAgent {
+    /// Start an agent: validate settings, open the store, replay the log,
+    /// bind, and serve in the background.
+    pub async fn start(settings: &Settings) -> Result<RunningAgent, AgentError> {
+        settings.validate().map_err(AgentError::Settings)?;
+        let store = open_store(settings)?;
+        let node = Node::open(store, SystemClock::shared(), settings.node_config()).await?;
+        let listener = tokio::net::TcpListener::bind(&settings.listen)
+            .await
+            .map_err(|source| AgentError::Bind {
+                addr: settings.listen.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| AgentError::Bind {
+            addr: settings.listen.clone(),
+            source,
+        })?;
+        let _ = prometheus();
+        let (tx, rx) = watch::channel(false);
+        let state = AppState {
+            node: node.clone(),
+            round_robin: Arc::new(AtomicU64::new(rand::random::<u32>() as u64)),
+            shutdown: rx.clone(),
+        };
+        let app = router(state, settings.request_bytes_max);
+        let mut stop = rx;
+        let server = tokio::spawn(async move {
+            let graceful = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await
+            {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+        Ok(RunningAgent {
+            addr,
+            node,
+            shutdown: tx,
+            server,
+        })
+    }
+
+    /// Graceful stop: refuse new connections, end long polls, let in-flight
+    /// requests finish (bounded by `drain_ms_max`), then commit and answer
+    /// anything still accepted.
+    pub async fn stop(mut self, drain_ms_max: u64) {
+        let _ = self.shutdown.send(true);
+        if tokio::time::timeout(Duration::from_millis(drain_ms_max), &mut self.server)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                drain_ms_max,
+                "connections still open after the drain time; closing them"
+            );
+            self.server.abort();
+        }
+        self.node.shutdown().await;
+    }
+}

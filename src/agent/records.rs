@@ -1,0 +1,171 @@
+//! Produce and fetch routes: choosing partitions (explicit, by key hash,
+//! else one round-robin partition per request), converting records, and
+//! long-polling fetches that end early when the agent shuts down. It must
+//! not batch or commit: `Node` does.
+
+use super::error::ApiError;
+use super::extract::JsonBody;
+use super::json::{FetchQuery, FetchResponse, OffsetJson, ProduceBody, ProduceResponse, RecordOut};
+use super::{wait_shutdown, AppState};
+use crate::fetch::FetchRequest;
+use crate::ingest::{ProduceRecord, ProduceRequest};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use std::sync::atomic::Ordering;
+
+/// Records fetched per request at most, and the default.
+pub const FETCH_RECORDS_MAX: usize = 10_000;
+const FETCH_RECORDS_DEFAULT: usize = 1_000;
+const FETCH_BYTES_DEFAULT: usize = 1 << 20;
+const FETCH_BYTES_MAX: usize = 16 << 20;
+
+fn path_err(r: PathRejection) -> ApiError {
+    ApiError::bad_request(r.body_text())
+}
+
+/// Build a produce request; `default_topic` is the path's topic, if any.
+fn build_request(
+    s: &AppState,
+    default_topic: Option<&str>,
+    body: ProduceBody,
+) -> Result<ProduceRequest, ApiError> {
+    if body.records.is_empty() {
+        return Err(ApiError::bad_request(
+            "\"records\" must hold at least one record",
+        ));
+    }
+    let now_ms = s.node.now_ms() as i64;
+    let sticky = s.round_robin.fetch_add(1, Ordering::Relaxed);
+    let mut records = Vec::with_capacity(body.records.len());
+    for (i, r) in body.records.into_iter().enumerate() {
+        let topic = match (default_topic, r.topic.as_deref()) {
+            (Some(t), None) => t.to_string(),
+            (Some(t), Some(rt)) if t == rt => t.to_string(),
+            (Some(t), Some(rt)) => {
+                return Err(ApiError::bad_request(format!(
+                    "record {i} names topic {rt:?} but the path says {t:?}"
+                )))
+            }
+            (None, Some(rt)) => rt.to_string(),
+            (None, None) => {
+                return Err(ApiError::bad_request(format!(
+                    "record {i} needs a \"topic\""
+                )))
+            }
+        };
+        let partitions = s.node.topic(&topic)?.partitions;
+        let explicit = r.partition;
+        let record = r.into_record(i, now_ms)?;
+        let partition = match (explicit, &record.key) {
+            (Some(p), _) => p,
+            (None, Some(k)) => crc32c::crc32c(k) % partitions,
+            (None, None) => (sticky % partitions as u64) as u32,
+        };
+        records.push(ProduceRecord {
+            topic,
+            partition,
+            record,
+        });
+    }
+    Ok(ProduceRequest {
+        records,
+        producer: body.producer.map(Into::into),
+    })
+}
+
+async fn produce_request(
+    s: &AppState,
+    request: ProduceRequest,
+    with_topic: bool,
+) -> Result<Json<ProduceResponse>, ApiError> {
+    let where_to: Vec<(String, u32)> = request
+        .records
+        .iter()
+        .map(|r| (r.topic.clone(), r.partition))
+        .collect();
+    let offsets = s.node.produce(request).await?;
+    Ok(Json(ProduceResponse {
+        offsets: where_to
+            .into_iter()
+            .zip(offsets)
+            .map(|((topic, partition), offset)| OffsetJson {
+                topic: with_topic.then_some(topic),
+                partition,
+                offset,
+            })
+            .collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/topics/{topic}/records", params(("topic" = String, Path)), request_body = ProduceBody,
+    responses((status = 200, body = ProduceResponse), (status = 400), (status = 404), (status = 413), (status = 429), (status = 503)))]
+pub async fn produce(
+    State(s): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<ProduceBody>,
+) -> Result<Json<ProduceResponse>, ApiError> {
+    let Path(topic) = path.map_err(path_err)?;
+    s.node.topic(&topic)?;
+    let request = build_request(&s, Some(&topic), body)?;
+    produce_request(&s, request, false).await
+}
+
+#[utoipa::path(post, path = "/v1/records", request_body = ProduceBody,
+    responses((status = 200, body = ProduceResponse, description = "all records committed in one atomic commit"), (status = 400), (status = 404), (status = 413), (status = 429), (status = 503)))]
+pub async fn produce_atomic(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<ProduceBody>,
+) -> Result<Json<ProduceResponse>, ApiError> {
+    let request = build_request(&s, None, body)?;
+    produce_request(&s, request, true).await
+}
+
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records",
+    params(("topic" = String, Path), ("partition" = u32, Path), FetchQuery),
+    responses((status = 200, body = FetchResponse), (status = 404), (status = 416, description = "offset outside the log; the body gives the valid range")))]
+pub async fn fetch(
+    State(s): State<AppState>,
+    path: Result<Path<(String, u32)>, PathRejection>,
+    query: Result<Query<FetchQuery>, QueryRejection>,
+) -> Result<Json<FetchResponse>, ApiError> {
+    let Path((topic, partition)) = path.map_err(path_err)?;
+    let Query(q) = query?;
+    let offset = match q.offset {
+        Some(o) => o,
+        None => s
+            .node
+            .topic(&topic)?
+            .partition_offsets
+            .get(partition as usize)
+            .map_or(0, |p| p.log_start_offset),
+    };
+    let req = FetchRequest {
+        topic,
+        partition,
+        offset,
+        max_records: q
+            .max_records
+            .unwrap_or(FETCH_RECORDS_DEFAULT)
+            .clamp(1, FETCH_RECORDS_MAX),
+        max_bytes: q
+            .max_bytes
+            .unwrap_or(FETCH_BYTES_DEFAULT)
+            .clamp(1, FETCH_BYTES_MAX),
+        wait_ms: q.wait_ms.unwrap_or(0),
+    };
+    let mut shutdown = s.shutdown.clone();
+    let r = tokio::select! {
+        r = s.node.fetch(&req) => r?,
+        _ = wait_shutdown(&mut shutdown) => {
+            // Shutting down: answer a long poll at once with what is there.
+            s.node.fetch(&FetchRequest { wait_ms: 0, ..req }).await?
+        }
+    };
+    Ok(Json(FetchResponse {
+        records: r.records.into_iter().map(RecordOut::from).collect(),
+        next_offset: r.next_offset,
+        high_watermark: r.high_watermark,
+        log_start_offset: r.log_start_offset,
+    }))
+}

@@ -1,0 +1,100 @@
+//! WebSocket subscribe: after the upgrade, stream each committed record of
+//! one partition as a JSON text message (the fetch route's record shape),
+//! long-polling at the high-water mark, until the client leaves or the agent
+//! shuts down. It must not buffer more than one fetch per socket.
+
+use super::error::ApiError;
+use super::json::{RecordOut, SubscribeQuery};
+use super::{wait_shutdown, AppState};
+use crate::fetch::FetchRequest;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+
+const SUBSCRIBE_WAIT_MS: u64 = 10_000;
+const SUBSCRIBE_RECORDS_PER_FETCH: usize = 500;
+
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/subscribe",
+    params(("topic" = String, Path), ("partition" = u32, Path), SubscribeQuery),
+    responses((status = 101, description = "WebSocket: one JSON record per text message"), (status = 404), (status = 416)))]
+pub async fn subscribe(
+    State(s): State<AppState>,
+    path: Result<Path<(String, u32)>, PathRejection>,
+    query: Result<Query<SubscribeQuery>, QueryRejection>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let Path((topic, partition)) = path.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    let Query(q) = query?;
+    let p = s
+        .node
+        .topic(&topic)?
+        .partition_offsets
+        .into_iter()
+        .find(|p| p.partition == partition);
+    let Some(p) = p else {
+        return Err(crate::Error::UnknownPartition {
+            partitions: s.node.topic(&topic)?.partitions,
+            topic,
+            partition,
+        }
+        .into());
+    };
+    let offset = q.offset.unwrap_or(p.high_watermark);
+    if offset < p.log_start_offset || offset > p.high_watermark {
+        return Err(crate::Error::OffsetOutOfRange {
+            topic,
+            partition,
+            offset,
+            log_start_offset: p.log_start_offset,
+            high_watermark: p.high_watermark,
+        }
+        .into());
+    }
+    Ok(ws.on_upgrade(move |socket| stream(s, socket, topic, partition, offset)))
+}
+
+async fn stream(
+    s: AppState,
+    mut socket: WebSocket,
+    topic: String,
+    partition: u32,
+    mut offset: u64,
+) {
+    let mut shutdown = s.shutdown.clone();
+    loop {
+        let req = FetchRequest {
+            topic: topic.clone(),
+            partition,
+            offset,
+            max_records: SUBSCRIBE_RECORDS_PER_FETCH,
+            max_bytes: 4 << 20,
+            wait_ms: SUBSCRIBE_WAIT_MS,
+        };
+        let fetched = tokio::select! {
+            r = s.node.fetch(&req) => r,
+            _ = wait_shutdown(&mut shutdown) => break,
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => continue,
+            },
+        };
+        match fetched {
+            Ok(r) => {
+                for rec in r.records {
+                    offset = rec.offset + 1;
+                    let text = serde_json::to_string(&RecordOut::from(rec)).unwrap_or_default();
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let body = serde_json::json!({"error": {"code": "fetch_failed", "message": e.to_string()}});
+                let _ = socket.send(Message::Text(body.to_string().into())).await;
+                break;
+            }
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}

@@ -1,0 +1,137 @@
+//! `skiff agent`: settings from flags, `SKIFF_*` variables and `--config`,
+//! then serve until SIGTERM or Ctrl-C and shut down gracefully.
+
+use crate::agent::RunningAgent;
+use crate::segment::Compression;
+use crate::settings::Settings;
+use anyhow::Context;
+
+/// Every flag overrides the same-named setting (see the README's table).
+#[derive(Debug, Default, clap::Args)]
+pub struct AgentArgs {
+    /// A TOML file of settings (flags and SKIFF_* variables override it).
+    #[arg(long, env = "SKIFF_CONFIG")]
+    pub config: Option<String>,
+    /// HTTP listen address [default: 127.0.0.1:8470].
+    #[arg(long, env = "SKIFF_LISTEN")]
+    pub listen: Option<String>,
+    /// Data store: a directory, file:///dir, memory:// or s3://bucket/prefix [default: ./skiff-data].
+    #[arg(long, env = "SKIFF_STORE")]
+    pub store: Option<String>,
+    /// Simulated store latency: s3-standard, s3-express or PUT:p50/p99,GET:p50/p99.
+    #[arg(long, env = "SKIFF_STORE_LATENCY")]
+    pub store_latency: Option<String>,
+    #[arg(long, env = "SKIFF_LINGER_MS")]
+    pub linger_ms: Option<u64>,
+    #[arg(long, env = "SKIFF_SEGMENT_BYTES_TARGET")]
+    pub segment_bytes_target: Option<usize>,
+    #[arg(long, env = "SKIFF_BATCH_BYTES_MAX")]
+    pub batch_bytes_max: Option<usize>,
+    #[arg(long, env = "SKIFF_INLINE_BYTES_MAX")]
+    pub inline_bytes_max: Option<usize>,
+    #[arg(long, env = "SKIFF_CACHE_BYTES_MAX")]
+    pub cache_bytes_max: Option<usize>,
+    #[arg(long, env = "SKIFF_RECORD_BYTES_MAX")]
+    pub record_bytes_max: Option<usize>,
+    #[arg(long, env = "SKIFF_REQUEST_BYTES_MAX")]
+    pub request_bytes_max: Option<usize>,
+    /// none, lz4 or zstd.
+    #[arg(long, env = "SKIFF_COMPRESSION")]
+    pub compression: Option<Compression>,
+    #[arg(long, env = "SKIFF_TAIL_INTERVAL_MS")]
+    pub tail_interval_ms: Option<u64>,
+    #[arg(long, env = "SKIFF_FETCH_WAIT_MS_MAX")]
+    pub fetch_wait_ms_max: Option<u64>,
+    #[arg(long, env = "SKIFF_VIEW_TTL_MS")]
+    pub view_ttl_ms: Option<u64>,
+    #[arg(long, env = "SKIFF_CHECKPOINT_INTERVAL_ENTRIES")]
+    pub checkpoint_interval_entries: Option<u64>,
+    #[arg(long, env = "SKIFF_GC_GRACE_MS")]
+    pub gc_grace_ms: Option<u64>,
+    #[arg(long, env = "SKIFF_MAINTENANCE_INTERVAL_MS")]
+    pub maintenance_interval_ms: Option<u64>,
+    #[arg(long, env = "SKIFF_AGENT_ID")]
+    pub agent_id: Option<String>,
+    /// Longest wait for open connections on shutdown.
+    #[arg(long, env = "SKIFF_SHUTDOWN_DRAIN_MS", default_value_t = 30_000)]
+    pub shutdown_drain_ms: u64,
+}
+
+macro_rules! overlay {
+    ($settings:ident, $args:ident, $($field:ident),* $(,)?) => {
+        $( if let Some(v) = $args.$field.clone() { $settings.$field = v; } )*
+    };
+}
+
+impl AgentArgs {
+    /// Defaults, then the file, then variables and flags.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let mut s = match &self.config {
+            Some(path) => Settings::from_toml_file(path).map_err(anyhow::Error::msg)?,
+            None => Settings::default(),
+        };
+        let a = self;
+        overlay!(
+            s,
+            a,
+            listen,
+            store,
+            store_latency,
+            linger_ms,
+            segment_bytes_target,
+            batch_bytes_max,
+            inline_bytes_max,
+            cache_bytes_max,
+            record_bytes_max,
+            request_bytes_max,
+            compression,
+            tail_interval_ms,
+            fetch_wait_ms_max,
+            view_ttl_ms,
+            checkpoint_interval_entries,
+            gc_grace_ms,
+            maintenance_interval_ms,
+            agent_id,
+        );
+        Ok(s)
+    }
+}
+
+async fn terminated() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let agent = RunningAgent::start(&settings)
+        .await
+        .context("cannot start the agent")?;
+    println!("skiff agent listening on http://{}", agent.addr);
+    println!("  store:    {}", settings.store);
+    println!("  agent id: {}", agent.node.agent_id());
+    println!("  log head: {}", agent.node.log().head());
+    terminated().await;
+    println!("shutting down: committing accepted records");
+    agent.stop(args.shutdown_drain_ms).await;
+    println!("stopped");
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! A Rust client for the HTTP API v1, used by the CLI, the benchmark and the
+//! tests. It owns HTTP calls and error decoding (`{"error":{"code",
+//! "message"}}` into [`ClientError::Api`]); it must not retry on its own.
+
+use crate::agent::{
+    CreateTopic, FetchResponse, ProduceBody, ProduceResponse, TopicJson, TopicList,
+};
+use serde::de::DeserializeOwned;
+
+/// A failed client call.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the agent at {url}: {source}")]
+    Connect { url: String, source: reqwest::Error },
+    #[error("{message} ({code}, HTTP {status})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("unexpected answer from {url}: {detail}")]
+    Decode { url: String, detail: String },
+}
+
+impl ClientError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A handle on one agent.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    /// `base` like `http://127.0.0.1:8470`.
+    pub fn new(base: &str) -> Self {
+        Client {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_string(),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<T, ClientError> {
+        let resp = req.send().await.map_err(|source| ClientError::Connect {
+            url: url.to_string(),
+            source,
+        })?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|source| ClientError::Connect {
+            url: url.to_string(),
+            source,
+        })?;
+        if status >= 400 {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            return Err(ClientError::Api {
+                status,
+                code: v["error"]["code"].as_str().unwrap_or("unknown").to_string(),
+                message: v["error"]["message"].as_str().map_or_else(
+                    || String::from_utf8_lossy(&bytes).to_string(),
+                    str::to_string,
+                ),
+            });
+        }
+        let bytes = if bytes.is_empty() {
+            &b"null"[..]
+        } else {
+            &bytes[..]
+        };
+        serde_json::from_slice(bytes).map_err(|e| ClientError::Decode {
+            url: url.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    pub async fn create_topic(&self, body: &CreateTopic) -> Result<TopicJson, ClientError> {
+        let url = format!("{}/v1/topics", self.base);
+        self.send(self.http.post(&url).json(body), &url).await
+    }
+
+    pub async fn list_topics(&self) -> Result<TopicList, ClientError> {
+        let url = format!("{}/v1/topics", self.base);
+        self.send(self.http.get(&url), &url).await
+    }
+
+    pub async fn describe_topic(&self, topic: &str) -> Result<TopicJson, ClientError> {
+        let url = format!("{}/v1/topics/{topic}", self.base);
+        self.send(self.http.get(&url), &url).await
+    }
+
+    pub async fn delete_topic(&self, topic: &str) -> Result<(), ClientError> {
+        let url = format!("{}/v1/topics/{topic}", self.base);
+        self.send::<serde_json::Value>(self.http.delete(&url), &url)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn produce(
+        &self,
+        topic: &str,
+        body: &ProduceBody,
+    ) -> Result<ProduceResponse, ClientError> {
+        let url = format!("{}/v1/topics/{topic}/records", self.base);
+        self.send(self.http.post(&url).json(body), &url).await
+    }
+
+    pub async fn produce_atomic(&self, body: &ProduceBody) -> Result<ProduceResponse, ClientError> {
+        let url = format!("{}/v1/records", self.base);
+        self.send(self.http.post(&url).json(body), &url).await
+    }
+
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_records: usize,
+        wait_ms: u64,
+    ) -> Result<FetchResponse, ClientError> {
+        let url = format!(
+            "{}/v1/topics/{topic}/partitions/{partition}/records?offset={offset}&max_records={max_records}&wait_ms={wait_ms}",
+            self.base
+        );
+        self.send(self.http.get(&url), &url).await
+    }
+}

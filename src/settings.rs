@@ -1,0 +1,175 @@
+//! Agent settings: one struct with documented defaults and units in the
+//! names, filled from (lowest to highest precedence) defaults, a TOML file
+//! (`--config`), `SKIFF_*` environment variables and flags. It owns turning
+//! settings into the library's configs; it must not start anything.
+
+use crate::fetch::FetchConfig;
+use crate::ingest::IngestConfig;
+use crate::log::{GcConfig, LogConfig};
+use crate::node::NodeConfig;
+use crate::segment::Compression;
+use serde::{Deserialize, Serialize};
+
+/// Every setting of `skiff agent`. Field docs are the reference table in the
+/// README; keep them in step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP listen address.
+    pub listen: String,
+    /// Where data lives: a directory path, `file:///dir`, `memory://` or
+    /// `s3://bucket/prefix`.
+    pub store: String,
+    /// Simulated store latency for demos and benchmarks: `s3-standard`,
+    /// `s3-express` or `PUT:p50/p99,GET:p50/p99` (ms). Empty: none.
+    pub store_latency: String,
+    /// How long the first record of a batch waits for more before the
+    /// flush. Higher: fewer PUTs (cheaper), higher latency.
+    pub linger_ms: u64,
+    /// A batch this large is flushed at once, as one segment.
+    pub segment_bytes_target: usize,
+    /// Accepted-but-uncommitted bytes past which produce answers 429.
+    pub batch_bytes_max: usize,
+    /// Flushes up to this size are stored inside the commit-log entry: one
+    /// store round trip per ack instead of two.
+    pub inline_bytes_max: usize,
+    /// Bytes of chunk cache for reads (filled by writes, so tail reads cost
+    /// no GET).
+    pub cache_bytes_max: usize,
+    /// Largest record (key + value + headers) accepted.
+    pub record_bytes_max: usize,
+    /// Largest request body accepted.
+    pub request_bytes_max: usize,
+    /// Chunk compression: `none`, `lz4` or `zstd`.
+    pub compression: Compression,
+    /// How often an agent looks for other agents' commits (one GET each).
+    pub tail_interval_ms: u64,
+    /// The longest a fetch may long-poll.
+    pub fetch_wait_ms_max: u64,
+    /// A view of the log older than this is re-confirmed before a commit.
+    pub view_ttl_ms: u64,
+    /// Entries between checkpoints (start-up replays at most this many).
+    pub checkpoint_interval_entries: u64,
+    /// Objects younger than this are never garbage-collected.
+    pub gc_grace_ms: u64,
+    /// How often retention and GC run (0: never).
+    pub maintenance_interval_ms: u64,
+    /// Names this agent in log entries (random if empty).
+    pub agent_id: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let n = NodeConfig::default();
+        Settings {
+            listen: "127.0.0.1:8470".into(),
+            store: "./skiff-data".into(),
+            store_latency: String::new(),
+            linger_ms: n.ingest.linger_ms,
+            segment_bytes_target: n.ingest.segment_bytes_target,
+            batch_bytes_max: n.ingest.batch_bytes_max,
+            inline_bytes_max: n.ingest.inline_bytes_max,
+            cache_bytes_max: n.cache_bytes_max,
+            record_bytes_max: n.ingest.record_bytes_max,
+            request_bytes_max: n.ingest.request_bytes_max,
+            compression: n.ingest.compression,
+            tail_interval_ms: n.tail_interval_ms,
+            fetch_wait_ms_max: n.fetch.wait_ms_max,
+            view_ttl_ms: n.log.view_ttl_ms,
+            checkpoint_interval_entries: n.log.checkpoint_interval_entries,
+            gc_grace_ms: n.gc.grace_ms,
+            maintenance_interval_ms: n.maintenance_interval_ms,
+            agent_id: String::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// Read a TOML settings file.
+    pub fn from_toml_file(path: &str) -> Result<Settings, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        toml::from_str(&text).map_err(|e| format!("bad settings file {path}: {e}"))
+    }
+
+    /// Check cross-setting rules that keep the log safe.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = self.node_config();
+        let safe = n.log.view_ttl_ms + n.log.commit_put_max_ms;
+        if self.gc_grace_ms < 2 * safe {
+            return Err(format!(
+                "gc_grace_ms ({}) must be at least twice view_ttl_ms + commit put timeout ({safe} ms): \
+                 GC must never delete an entry a paused writer could still race for",
+                self.gc_grace_ms
+            ));
+        }
+        if self.record_bytes_max > self.request_bytes_max {
+            return Err("record_bytes_max cannot exceed request_bytes_max".into());
+        }
+        if self.tail_interval_ms == 0 {
+            return Err("tail_interval_ms must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The library configuration these settings describe.
+    pub fn node_config(&self) -> NodeConfig {
+        let d = NodeConfig::default();
+        NodeConfig {
+            agent_id: (!self.agent_id.is_empty()).then(|| self.agent_id.clone()),
+            log: LogConfig {
+                view_ttl_ms: self.view_ttl_ms,
+                checkpoint_interval_entries: self.checkpoint_interval_entries.max(1),
+                ..d.log
+            },
+            ingest: IngestConfig {
+                linger_ms: self.linger_ms,
+                segment_bytes_target: self.segment_bytes_target,
+                batch_bytes_max: self.batch_bytes_max,
+                inline_bytes_max: self.inline_bytes_max,
+                record_bytes_max: self.record_bytes_max,
+                request_bytes_max: self.request_bytes_max,
+                compression: self.compression,
+                ..d.ingest
+            },
+            fetch: FetchConfig {
+                wait_ms_max: self.fetch_wait_ms_max,
+                ..d.fetch
+            },
+            gc: GcConfig {
+                grace_ms: self.gc_grace_ms,
+                ..d.gc
+            },
+            retry: d.retry,
+            cache_bytes_max: self.cache_bytes_max,
+            tail_interval_ms: self.tail_interval_ms,
+            maintenance_interval_ms: self.maintenance_interval_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_toml_overrides_them() {
+        Settings::default().validate().unwrap();
+        let s: Settings = toml::from_str("linger_ms = 20\ncompression = \"zstd\"").unwrap();
+        assert_eq!(s.linger_ms, 20);
+        assert_eq!(s.compression, Compression::Zstd);
+        assert_eq!(s.listen, "127.0.0.1:8470");
+        assert!(
+            toml::from_str::<Settings>("lingr_ms = 20").is_err(),
+            "typos are errors"
+        );
+    }
+
+    #[test]
+    fn an_unsafe_gc_grace_is_refused() {
+        let s = Settings {
+            gc_grace_ms: 1_000,
+            ..Settings::default()
+        };
+        assert!(s.validate().unwrap_err().contains("gc_grace_ms"));
+    }
+}
