@@ -3,6 +3,8 @@
 //! read-back helpers, and the history checker.
 #![allow(dead_code)]
 
+pub mod process;
+
 use bytes::Bytes;
 use skiff::clock::{SharedClock, SystemClock};
 use skiff::fetch::FetchRequest;
