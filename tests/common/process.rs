@@ -20,17 +20,10 @@ impl AgentProcess {
     /// Start `skiff agent --listen 127.0.0.1:0 --store STORE EXTRA...`.
     pub fn start(store: &str, extra: &[&str]) -> AgentProcess {
         let mut child = Command::new(skiff_bin())
-            .args([
-                "agent",
-                "--listen",
-                "127.0.0.1:0",
-                "--store",
-                store,
-                "--tail-interval-ms",
-                "20",
-                "--linger-ms",
-                "2",
-            ])
+            .args(["agent", "--listen", "127.0.0.1:0", "--store", store])
+            // Test-friendly defaults that flags in `extra` may override.
+            .env("SKIFF_TAIL_INTERVAL_MS", "20")
+            .env("SKIFF_LINGER_MS", "2")
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
