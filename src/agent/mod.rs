@@ -140,6 +140,16 @@ impl RunningAgent {
     pub async fn start(settings: &Settings) -> Result<RunningAgent, AgentError> {
         settings.validate().map_err(AgentError::Settings)?;
         let store = open_store(settings)?;
+        Self::start_on(store, settings).await
+    }
+
+    /// Start an agent on an already opened store (benchmarks share one
+    /// store between in-process agents).
+    pub async fn start_on(
+        store: SharedStore,
+        settings: &Settings,
+    ) -> Result<RunningAgent, AgentError> {
+        settings.validate().map_err(AgentError::Settings)?;
         let node = Node::open(store, SystemClock::shared(), settings.node_config()).await?;
         let listener = tokio::net::TcpListener::bind(&settings.listen)
             .await

@@ -3,6 +3,7 @@
 //! and an exit code in `main`. It must not hold queue logic.
 
 mod agent;
+mod bench;
 mod consume;
 mod produce;
 mod topic;
@@ -48,6 +49,8 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Consume records and print them, one per line.
     Consume(consume::ConsumeArgs),
+    /// Measure throughput, latency and store cost (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
 }
 
 /// Run a parsed command line.
@@ -57,5 +60,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topic { command, remote } => topic::run(command, &remote).await,
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,
+        Command::Bench(args) => bench::run_bench(args).await,
     }
 }

@@ -1,0 +1,239 @@
+//! The load generator: producer tasks send batched JSON produce requests
+//! (each value starts with its send time in µs), consumer tasks tail every
+//! partition through another agent and measure end-to-end latency from
+//! those stamps. A progress bar shows live rates. Every loop is bounded by
+//! the run's duration or record count.
+
+use super::BenchConfig;
+use crate::agent::{ProduceBody, RecordIn};
+use crate::client::Client;
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const STAMP_DIGITS: usize = 16;
+/// Consumers keep reading this long after producers stop, to drain.
+const DRAIN_S: u64 = 10;
+
+/// What the load produced and observed.
+pub struct Outcome {
+    pub records: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    pub consumed: u64,
+    pub elapsed_s: f64,
+    pub ack_us: Histogram<u64>,
+    pub e2e_us: Histogram<u64>,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+}
+
+pub async fn await_topic(c: &Client, topic: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.describe_topic(topic).await.is_err() {
+        if Instant::now() > deadline {
+            return Err(format!("agent {} never saw topic {topic}", c.base()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+struct Shared {
+    stop: AtomicBool,
+    records: AtomicU64,
+    bytes: AtomicU64,
+    errors: AtomicU64,
+    consumed: AtomicU64,
+    ack_us: Mutex<Histogram<u64>>,
+    e2e_us: Mutex<Histogram<u64>>,
+}
+
+pub async fn run(cfg: &BenchConfig, clients: &[Client], topic: &str) -> Result<Outcome, String> {
+    let shared = Arc::new(Shared {
+        stop: AtomicBool::new(false),
+        records: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        consumed: AtomicU64::new(0),
+        ack_us: Mutex::new(histogram()),
+        e2e_us: Mutex::new(histogram()),
+    });
+    let started = Instant::now();
+    let mut consumers = Vec::new();
+    for p in 0..cfg.partitions {
+        if cfg.consumers == 0 {
+            break;
+        }
+        // Read through a different agent than the one most producers use.
+        let c = clients[(p as usize % cfg.consumers + 1) % clients.len()].clone();
+        consumers.push(tokio::spawn(consume(
+            c,
+            topic.to_string(),
+            p,
+            shared.clone(),
+        )));
+    }
+    let mut producers = Vec::new();
+    let per_producer_rate = cfg.rate as f64 / cfg.producers.max(1) as f64;
+    for i in 0..cfg.producers.max(1) {
+        let c = clients[i % clients.len()].clone();
+        producers.push(tokio::spawn(produce(
+            c,
+            cfg.clone(),
+            topic.to_string(),
+            i,
+            per_producer_rate,
+            shared.clone(),
+        )));
+    }
+    let bar = progress(cfg);
+    let deadline = started + Duration::from_secs_f64(cfg.duration_s);
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        let records = shared.records.load(Ordering::Relaxed);
+        let mib = shared.bytes.load(Ordering::Relaxed) as f64 / (1 << 20) as f64;
+        let p99 = shared.ack_us.lock().value_at_quantile(0.99) as f64 / 1000.0;
+        bar.set_message(format!(
+            "{records} records  {:.0} rec/s  {:.1} MiB/s  ack p99 {p99:.1} ms  consumed {}  errors {}",
+            records as f64 / secs,
+            mib / secs,
+            shared.consumed.load(Ordering::Relaxed),
+            shared.errors.load(Ordering::Relaxed)
+        ));
+        let done = match cfg.records {
+            Some(n) => records >= n,
+            None => Instant::now() >= deadline,
+        };
+        if done || producers.iter().all(|p| p.is_finished()) {
+            break;
+        }
+    }
+    shared.stop.store(true, Ordering::SeqCst);
+    for p in producers {
+        p.await.map_err(|e| e.to_string())?;
+    }
+    let elapsed_s = started.elapsed().as_secs_f64();
+    let produced = shared.records.load(Ordering::Relaxed);
+    let drain_until = Instant::now() + Duration::from_secs(DRAIN_S);
+    while cfg.consumers > 0
+        && shared.consumed.load(Ordering::Relaxed) < produced
+        && Instant::now() < drain_until
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for c in consumers {
+        c.abort();
+    }
+    bar.finish_and_clear();
+    let ack_us = shared.ack_us.lock().clone();
+    let e2e_us = shared.e2e_us.lock().clone();
+    Ok(Outcome {
+        records: produced,
+        bytes: shared.bytes.load(Ordering::Relaxed),
+        errors: shared.errors.load(Ordering::Relaxed),
+        consumed: shared.consumed.load(Ordering::Relaxed),
+        elapsed_s,
+        ack_us,
+        e2e_us,
+    })
+}
+
+fn progress(cfg: &BenchConfig) -> indicatif::ProgressBar {
+    if !cfg.progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+async fn produce(c: Client, cfg: BenchConfig, topic: String, id: usize, rate: f64, s: Arc<Shared>) {
+    let pad = "x".repeat(cfg.record_bytes.saturating_sub(STAMP_DIGITS));
+    let n = cfg.records_per_request.max(1);
+    let mut partition = id as u32 % cfg.partitions.max(1);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while !s.stop.load(Ordering::Relaxed) {
+        if cfg
+            .records
+            .is_some_and(|limit| s.records.load(Ordering::Relaxed) >= limit)
+        {
+            break;
+        }
+        if rate > 0.0 {
+            let due = started + Duration::from_secs_f64(sent as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let stamp = format!("{:0width$}", now_us(), width = STAMP_DIGITS);
+        let records = (0..n)
+            .map(|_| RecordIn {
+                value: Some(format!("{stamp}{pad}")),
+                partition: Some(partition),
+                ..RecordIn::default()
+            })
+            .collect();
+        let body = ProduceBody {
+            records,
+            producer: None,
+        };
+        let t = Instant::now();
+        match c.produce(&topic, &body).await {
+            Ok(_) => {
+                let us = t.elapsed().as_micros() as u64;
+                let _ = s.ack_us.lock().record(us.max(1));
+                s.records.fetch_add(n as u64, Ordering::Relaxed);
+                s.bytes
+                    .fetch_add((n * (pad.len() + STAMP_DIGITS)) as u64, Ordering::Relaxed);
+            }
+            Err(_) => {
+                s.errors.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        sent += n as u64;
+        partition = (partition + 1) % cfg.partitions.max(1);
+    }
+}
+
+async fn consume(c: Client, topic: String, partition: u32, s: Arc<Shared>) {
+    let mut offset = 0u64;
+    loop {
+        match c.fetch(&topic, partition, offset, 1000, 500).await {
+            Ok(r) => {
+                let now = now_us();
+                let mut e2e = s.e2e_us.lock();
+                for rec in &r.records {
+                    let stamp = rec
+                        .value
+                        .as_deref()
+                        .and_then(|v| v.get(..STAMP_DIGITS))
+                        .and_then(|d| d.parse::<u64>().ok());
+                    if let Some(sent) = stamp {
+                        let _ = e2e.record(now.saturating_sub(sent).max(1));
+                    }
+                }
+                drop(e2e);
+                s.consumed
+                    .fetch_add(r.records.len() as u64, Ordering::Relaxed);
+                offset = r.next_offset;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}

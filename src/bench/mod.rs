@@ -1,0 +1,114 @@
+//! `skiff bench`: drive producers and consumers over HTTP against in-process
+//! agents sharing one store (optionally behind a latency profile) or against
+//! a running agent, and report throughput, ack and end-to-end latency, store
+//! requests and their cost, commits and conflicts, CPU and memory. It owns
+//! the load generator and the report; it must not assert targets (the
+//! numbers are written down in BENCHMARKS.md, never checked in tests).
+
+mod load;
+mod raw;
+mod report;
+
+pub use raw::{measure_raw_store, RawStoreReport};
+pub use report::{BenchReport, Percentiles};
+
+use crate::agent::{CreateTopic, RunningAgent};
+use crate::client::Client;
+use crate::settings::Settings;
+use crate::store::{LatencyProfile, LatencyStore, SharedStore};
+use std::sync::Arc;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// A running agent to drive; `None` starts `agents` in-process agents.
+    pub url: Option<String>,
+    pub store: String,
+    pub store_latency: Option<String>,
+    pub agents: usize,
+    pub record_bytes: usize,
+    pub records_per_request: usize,
+    pub producers: usize,
+    pub consumers: usize,
+    pub partitions: u32,
+    pub duration_s: f64,
+    /// Stop after this many records instead of after `duration_s`.
+    pub records: Option<u64>,
+    /// Records per second across all producers; 0: as fast as possible.
+    pub rate: u64,
+    pub raw_store: bool,
+    /// Agent settings for in-process agents (linger, segment size, ...).
+    pub settings: Settings,
+    pub progress: bool,
+}
+
+/// The store the benchmark's in-process agents share.
+fn bench_store(cfg: &BenchConfig) -> Result<SharedStore, String> {
+    let base: SharedStore = Arc::new(crate::store::open(&cfg.store).map_err(|e| e.to_string())?);
+    Ok(match &cfg.store_latency {
+        Some(p) if !p.is_empty() => {
+            Arc::new(LatencyStore::new(base, LatencyProfile::parse(p)?, 17))
+        }
+        _ => base,
+    })
+}
+
+/// Run one benchmark.
+pub async fn run(cfg: BenchConfig) -> Result<BenchReport, String> {
+    let mut agents = Vec::new();
+    let store = match &cfg.url {
+        Some(_) => None,
+        None => Some(bench_store(&cfg)?),
+    };
+    let raw = match (&store, cfg.raw_store) {
+        (Some(s), true) => Some(measure_raw_store(s, cfg.settings.segment_bytes_target).await?),
+        (None, true) => {
+            return Err("--raw-store needs an in-process store (--store), not --url".into())
+        }
+        _ => None,
+    };
+    let clients: Vec<Client> = match (&cfg.url, &store) {
+        (Some(url), _) => vec![Client::new(url)],
+        (None, Some(store)) => {
+            for _ in 0..cfg.agents.max(1) {
+                let settings = Settings {
+                    listen: "127.0.0.1:0".into(),
+                    maintenance_interval_ms: 0,
+                    ..cfg.settings.clone()
+                };
+                let a = RunningAgent::start_on(store.clone(), &settings)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                agents.push(a);
+            }
+            agents
+                .iter()
+                .map(|a| Client::new(&format!("http://{}", a.addr)))
+                .collect()
+        }
+        (None, None) => unreachable!("a store is opened when there is no URL"),
+    };
+    let topic = format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase());
+    clients[0]
+        .create_topic(&CreateTopic {
+            name: topic.clone(),
+            partitions: cfg.partitions,
+            retention_ms: None,
+            retention_bytes: None,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    for c in &clients[1..] {
+        load::await_topic(c, &topic).await?;
+    }
+    let nodes: Vec<_> = agents.iter().map(|a| a.node.clone()).collect();
+    let before = report::Counters::read(&nodes);
+    let cpu_before = report::cpu_seconds();
+    let outcome = load::run(&cfg, &clients, &topic).await?;
+    let after = report::Counters::read(&nodes);
+    let cpu_s = report::cpu_seconds() - cpu_before;
+    for a in agents {
+        a.stop(5_000).await;
+    }
+    Ok(BenchReport::build(&cfg, outcome, before, after, cpu_s, raw))
+}
