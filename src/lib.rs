@@ -10,6 +10,7 @@ pub mod client;
 pub mod clock;
 pub mod error;
 pub mod fetch;
+pub mod groups;
 pub mod ingest;
 pub mod log;
 pub mod node;

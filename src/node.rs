@@ -189,20 +189,21 @@ impl Node {
     }
 
     /// Commit a single admin intent and return its outcome.
-    async fn commit_intent(&self, intent: Intent) -> Result<Outcome> {
+    pub async fn commit_intent(&self, intent: Intent) -> Result<Outcome> {
+        let outs = self.commit_intents(vec![intent], Bytes::new()).await?;
+        Ok(outs.into_iter().next().unwrap_or(Outcome::Done))
+    }
+
+    /// Commit intents in one entry with an inline blob; their outcomes.
+    pub async fn commit_intents(&self, intents: Vec<Intent>, blob: Bytes) -> Result<Vec<Outcome>> {
         let entry = LogEntry {
             commit_id: new_commit_id(),
             agent_id: self.agent_id.clone(),
             time_ms: self.clock.wall_ms(),
-            intents: vec![intent],
+            intents,
         };
-        let encoded = EncodedEntry::encode(entry, Bytes::new())?;
-        let committed = self.log.commit(&encoded).await?;
-        Ok(committed
-            .outcomes
-            .into_iter()
-            .next()
-            .unwrap_or(Outcome::Done))
+        let encoded = EncodedEntry::encode(entry, blob)?;
+        Ok(self.log.commit(&encoded).await?.outcomes)
     }
 
     pub async fn create_topic(

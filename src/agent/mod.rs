@@ -6,8 +6,10 @@
 
 mod error;
 mod extract;
+pub mod groups;
 mod json;
 mod ops;
+pub mod queues;
 mod records;
 mod topics;
 mod ws;
@@ -107,6 +109,28 @@ pub fn router(state: AppState, request_bytes_max: usize) -> Router {
             "/v1/topics/{topic}/partitions/{partition}/subscribe",
             get(ws::subscribe),
         )
+        .route("/v1/groups", get(groups::list))
+        .route("/v1/groups/{group}", get(groups::describe))
+        .route("/v1/groups/{group}/members", post(groups::join))
+        .route(
+            "/v1/groups/{group}/members/{member}",
+            axum::routing::delete(groups::leave),
+        )
+        .route(
+            "/v1/groups/{group}/members/{member}/heartbeat",
+            post(groups::heartbeat),
+        )
+        .route("/v1/groups/{group}/offsets", post(groups::commit))
+        .route("/v1/groups/{group}/offsets/reset", post(groups::reset))
+        .route(
+            "/v1/queues/{group}",
+            axum::routing::put(queues::configure).get(queues::describe),
+        )
+        .route("/v1/queues/{group}/receive", post(queues::receive))
+        .route("/v1/queues/{group}/ack", post(queues::ack))
+        .route("/v1/queues/{group}/nack", post(queues::nack))
+        .route("/v1/queues/{group}/extend", post(queues::extend))
+        .route("/v1/queues/{group}/redrive", post(queues::redrive))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_text))

@@ -6,6 +6,7 @@
 
 use super::entry::{Append, Intent, Location, LogEntry};
 use super::state::{ChunkRef, ObjectRef, PartitionState, ProducerState, State, TopicState};
+use crate::groups::{Assignment, Lease};
 use std::collections::VecDeque;
 
 /// Recent commit ids remembered for de-duplication.
@@ -26,6 +27,12 @@ pub enum Outcome {
     /// An idempotent retry: the offsets the original request got.
     Duplicate(Vec<u64>),
     Rejected(Rejection),
+    /// A stream-group member's generation and partitions.
+    Assigned(Assignment),
+    /// Messages a queue receive leased.
+    Leased(Vec<Lease>),
+    /// Per receipt: settled (`true`) or stale.
+    Settled(Vec<bool>),
 }
 
 /// Why `apply` refused an intent; the same on every replica.
@@ -45,7 +52,7 @@ pub enum RejectKind {
     Invalid,
 }
 
-fn reject(kind: RejectKind, message: String) -> Outcome {
+pub(super) fn reject(kind: RejectKind, message: String) -> Outcome {
     Outcome::Rejected(Rejection { kind, message })
 }
 
@@ -64,6 +71,13 @@ pub fn apply(state: &mut State, seq: u64, entry: &LogEntry) -> Vec<Outcome> {
     state.recent_commits.push_back(entry.commit_id);
     if state.recent_commits.len() > RECENT_COMMITS_MAX {
         state.recent_commits.pop_front();
+    }
+    if entry
+        .intents
+        .iter()
+        .any(super::apply_groups::touches_groups)
+    {
+        super::apply_groups::expire_all(state);
     }
     let out = entry
         .intents
@@ -144,10 +158,11 @@ fn apply_intent(state: &mut State, seq: u64, intent: &Intent) -> Outcome {
             Outcome::Done
         }
         Intent::Append(a) => apply_append(state, seq, a),
+        other => super::apply_groups::apply_group_intent(state, seq, other),
     }
 }
 
-fn apply_append(state: &mut State, seq: u64, a: &Append) -> Outcome {
+pub(super) fn apply_append(state: &mut State, seq: u64, a: &Append) -> Outcome {
     for c in &a.chunks {
         match state.topics.get(&c.topic) {
             Some(t) if t.id == c.topic_id => {

@@ -5,6 +5,7 @@
 //! must not interpret intents: that is `apply`'s job.
 
 use crate::error::{Error, Result};
+use crate::groups::{QueueConfig, Receipt};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -87,6 +88,65 @@ pub enum Intent {
     },
     /// Carries only the writer's time forward (lease expiry, retention).
     Tick,
+    /// Stream groups: membership, heartbeats, fenced offset commits.
+    JoinGroup {
+        group: String,
+        member_id: String,
+        topics: Vec<String>,
+        session_timeout_ms: u64,
+    },
+    Heartbeat {
+        group: String,
+        member_id: String,
+    },
+    LeaveGroup {
+        group: String,
+        member_id: String,
+    },
+    CommitOffsets {
+        group: String,
+        member_id: String,
+        generation: u64,
+        offsets: Vec<(String, u32, u64)>,
+    },
+    /// An operator's reset: concrete offsets, resolved by the writer.
+    ResetOffsets {
+        group: String,
+        offsets: Vec<(String, u32, u64)>,
+    },
+    /// Queue groups: configuration, leases and settlement.
+    ConfigureQueue {
+        group: String,
+        config: QueueConfig,
+    },
+    Receive {
+        group: String,
+        max_messages: u32,
+        visibility_ms: u64,
+    },
+    Ack {
+        group: String,
+        receipts: Vec<Receipt>,
+    },
+    Nack {
+        group: String,
+        receipts: Vec<Receipt>,
+        delay_ms: u64,
+    },
+    Extend {
+        group: String,
+        receipts: Vec<Receipt>,
+        visibility_ms: u64,
+    },
+    /// Settle a dead message and append its copy to the dead-letter topic,
+    /// both or neither.
+    DeadLetter {
+        group: String,
+        topic: String,
+        partition: u32,
+        offset: u64,
+        append: Append,
+    },
 }
 
 /// One commit: a unique id, the writer, the writer's wall time and intents.
@@ -158,7 +218,12 @@ impl EncodedEntry {
         let entry: LogEntry = postcard::from_bytes(body)
             .map_err(|e| Error::corrupt(key, format!("bad log entry: {e}")))?;
         for intent in &entry.intents {
-            if let Intent::Append(a) = intent {
+            let append = match intent {
+                Intent::Append(a) => Some(a),
+                Intent::DeadLetter { append, .. } => Some(append),
+                _ => None,
+            };
+            if let Some(a) = append {
                 for c in &a.chunks {
                     if let Location::Inline { start, len } = c.location {
                         let end = start as usize + len as usize;

@@ -71,6 +71,30 @@ pub fn check(state: &State) -> Result<(), String> {
             }
         }
     }
+    for (name, g) in &state.stream_groups {
+        // Invariant: no partition is owned by two members.
+        let mut owned = std::collections::BTreeSet::new();
+        for m in g.members.values() {
+            for tp in &m.assignments {
+                if !owned.insert(tp) {
+                    return Err(format!("group {name}: {}/{} assigned twice", tp.0, tp.1));
+                }
+            }
+        }
+    }
+    for (name, q) in &state.queues {
+        for (t, ps) in &q.partitions {
+            for (p, qp) in ps {
+                // Invariant: tracked messages lie in [floor, next); the
+                // floor never passes an unsettled message.
+                if qp.floor > qp.next || qp.msgs.keys().any(|o| *o < qp.floor || *o >= qp.next) {
+                    return Err(format!(
+                        "queue {name} {t}/{p}: messages outside [floor, next)"
+                    ));
+                }
+            }
+        }
+    }
     if state.recent_commits.len() > RECENT_COMMITS_MAX {
         return Err("too many remembered commit ids".into());
     }

@@ -6,6 +6,7 @@
 //! HTTP, and uses the store only through the `Store` trait.
 
 mod apply;
+mod apply_groups;
 mod commit;
 mod entry;
 mod gc;

@@ -6,6 +6,7 @@
 
 use super::entry::TopicConfig;
 use crate::error::{Error, Result};
+use crate::groups::{QueueGroup, StreamGroup};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -101,6 +102,8 @@ pub struct State {
     /// Commit ids of recent entries, so an entry that somehow lands twice
     /// is applied once.
     pub recent_commits: VecDeque<u128>,
+    pub stream_groups: BTreeMap<String, StreamGroup>,
+    pub queues: BTreeMap<String, QueueGroup>,
 }
 
 const CHECKPOINT_MAGIC: &[u8; 4] = b"SKCP";

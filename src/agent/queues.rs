@@ -1,0 +1,323 @@
+//! Queue-group routes: configure, receive (leases with bodies, long-poll
+//! only when nothing is available), ack/nack/extend by receipt, describe.
+//! Shapes are a contract (extend, never change). It only translates between
+//! HTTP and `groups::service`.
+
+use super::error::ApiError;
+use super::extract::JsonBody;
+use super::json::RecordOut;
+use super::AppState;
+use crate::fetch::FetchedRecord;
+use crate::groups::service::{self, Settle};
+use crate::groups::QueueConfig;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+pub const MAX_DELIVERIES_DEFAULT: u32 = 5;
+pub const VISIBILITY_MS_DEFAULT: u64 = 30_000;
+pub const IN_FLIGHT_MAX_DEFAULT: u64 = 1_000;
+const RECEIVE_WAIT_MS_MAX: u64 = 30_000;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueBody {
+    pub topics: Vec<String>,
+    pub max_deliveries: Option<u32>,
+    pub visibility_ms: Option<u64>,
+    /// Messages per partition between the ack floor and the newest leased.
+    pub in_flight_max: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveBody {
+    pub max_messages: Option<u32>,
+    pub visibility_ms: Option<u64>,
+    pub wait_ms: Option<u64>,
+}
+
+/// A leased message. Keys and values that are not UTF-8 come as base64.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MessageJson {
+    pub receipt: String,
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub delivery_count: u32,
+    pub timestamp_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_base64: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MessagesJson {
+    pub messages: Vec<MessageJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptsBody {
+    pub receipts: Vec<String>,
+    /// nack only: redeliver after this long.
+    pub delay_ms: Option<u64>,
+    /// extend only: the new lease length (default the queue's visibility).
+    pub visibility_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReceiptResult {
+    pub receipt: String,
+    /// `ok`, or `stale` (the lease expired or the message is settled).
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReceiptResults {
+    pub results: Vec<ReceiptResult>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueuePartitionJson {
+    pub topic: String,
+    pub partition: u32,
+    pub ack_floor: u64,
+    pub in_flight: u64,
+    /// Not yet delivered, or waiting for redelivery.
+    pub pending: u64,
+    pub dead_lettered: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueueJson {
+    pub group: String,
+    pub topics: Vec<String>,
+    pub max_deliveries: u32,
+    pub visibility_ms: u64,
+    pub in_flight_max: u64,
+    pub dlq_topic: String,
+    pub partitions: Vec<QueuePartitionJson>,
+}
+
+fn describe_queue(s: &AppState, group: &str) -> Result<QueueJson, ApiError> {
+    use crate::groups::queue::MsgState;
+    let st = s.node.log().state();
+    let q = st.queues.get(group).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_queue",
+            format!("unknown queue group {group:?}"),
+        )
+    })?;
+    let mut partitions = Vec::new();
+    for t in &q.config.topics {
+        let Ok(ts) = st.topic(t) else { continue };
+        for (i, p) in ts.partitions.iter().enumerate() {
+            let qp = q
+                .partitions
+                .get(t)
+                .and_then(|ps| ps.get(&(i as u32)))
+                .cloned()
+                .unwrap_or_default();
+            let count = |f: &dyn Fn(&MsgState) -> bool| {
+                qp.msgs.values().filter(|m| f(&m.state)).count() as u64
+            };
+            partitions.push(QueuePartitionJson {
+                topic: t.clone(),
+                partition: i as u32,
+                ack_floor: qp.floor,
+                in_flight: count(&|m| matches!(m, MsgState::Leased { .. })),
+                pending: p.high_watermark.saturating_sub(qp.next)
+                    + count(&|m| matches!(m, MsgState::Waiting { .. } | MsgState::Dead)),
+                dead_lettered: qp.dead_lettered,
+            });
+        }
+    }
+    Ok(QueueJson {
+        group: group.to_string(),
+        topics: q.config.topics.clone(),
+        max_deliveries: q.config.max_deliveries,
+        visibility_ms: q.config.visibility_ms,
+        in_flight_max: q.config.in_flight_max,
+        dlq_topic: service::dlq_topic(group),
+        partitions,
+    })
+}
+
+#[utoipa::path(put, path = "/v1/queues/{group}", params(("group" = String, Path)), request_body = QueueBody,
+    responses((status = 200, body = QueueJson), (status = 400), (status = 404, description = "unknown topic")))]
+pub async fn configure(
+    State(s): State<AppState>,
+    Path(group): Path<String>,
+    JsonBody(b): JsonBody<QueueBody>,
+) -> Result<Json<QueueJson>, ApiError> {
+    let config = QueueConfig {
+        topics: b.topics,
+        max_deliveries: b.max_deliveries.unwrap_or(MAX_DELIVERIES_DEFAULT),
+        visibility_ms: b.visibility_ms.unwrap_or(VISIBILITY_MS_DEFAULT),
+        in_flight_max: b.in_flight_max.unwrap_or(IN_FLIGHT_MAX_DEFAULT),
+    };
+    service::configure_queue(&s.node, &group, config).await?;
+    Ok(Json(describe_queue(&s, &group)?))
+}
+
+#[utoipa::path(get, path = "/v1/queues/{group}", params(("group" = String, Path)), responses((status = 200, body = QueueJson), (status = 404)))]
+pub async fn describe(
+    State(s): State<AppState>,
+    Path(group): Path<String>,
+) -> Result<Json<QueueJson>, ApiError> {
+    Ok(Json(describe_queue(&s, &group)?))
+}
+
+#[utoipa::path(post, path = "/v1/queues/{group}/receive", params(("group" = String, Path)), request_body = ReceiveBody,
+    responses((status = 200, body = MessagesJson), (status = 404, description = "unknown queue group")))]
+pub async fn receive(
+    State(s): State<AppState>,
+    Path(group): Path<String>,
+    JsonBody(b): JsonBody<ReceiveBody>,
+) -> Result<Json<MessagesJson>, ApiError> {
+    let visibility = match b.visibility_ms {
+        Some(v) => v,
+        None => s
+            .node
+            .log()
+            .state()
+            .queues
+            .get(&group)
+            .map_or(VISIBILITY_MS_DEFAULT, |q| q.config.visibility_ms),
+    };
+    let wait = b.wait_ms.unwrap_or(0).min(RECEIVE_WAIT_MS_MAX);
+    let mut shutdown = s.shutdown.clone();
+    let msgs = tokio::select! {
+        r = service::receive(&s.node, &group, b.max_messages.unwrap_or(10), visibility, wait) => r?,
+        _ = super::wait_shutdown(&mut shutdown) => service::receive(&s.node, &group, b.max_messages.unwrap_or(10), visibility, 0).await?,
+    };
+    let messages = msgs
+        .into_iter()
+        .map(|m| {
+            let r = RecordOut::from(FetchedRecord {
+                offset: m.offset,
+                record: m.record,
+            });
+            MessageJson {
+                receipt: m.receipt,
+                topic: m.topic,
+                partition: m.partition,
+                offset: m.offset,
+                delivery_count: m.delivery_count,
+                timestamp_ms: r.timestamp_ms,
+                key: r.key,
+                key_base64: r.key_base64,
+                value: r.value,
+                value_base64: r.value_base64,
+                headers: r.headers,
+            }
+        })
+        .collect();
+    Ok(Json(MessagesJson { messages }))
+}
+
+async fn settle(
+    s: &AppState,
+    group: &str,
+    how: Settle,
+    receipts: Vec<String>,
+) -> Result<Json<ReceiptResults>, ApiError> {
+    if receipts.is_empty() {
+        return Err(ApiError::bad_request("\"receipts\" must not be empty"));
+    }
+    let ok = service::settle(&s.node, group, how, &receipts).await?;
+    Ok(Json(ReceiptResults {
+        results: receipts
+            .into_iter()
+            .zip(ok)
+            .map(|(receipt, ok)| ReceiptResult {
+                receipt,
+                status: if ok { "ok" } else { "stale" }.into(),
+            })
+            .collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/queues/{group}/ack", params(("group" = String, Path)), request_body = ReceiptsBody,
+    responses((status = 200, body = ReceiptResults)))]
+pub async fn ack(
+    State(s): State<AppState>,
+    Path(group): Path<String>,
+    JsonBody(b): JsonBody<ReceiptsBody>,
+) -> Result<Json<ReceiptResults>, ApiError> {
+    settle(&s, &group, Settle::Ack, b.receipts).await
+}
+
+#[utoipa::path(post, path = "/v1/queues/{group}/nack", params(("group" = String, Path)), request_body = ReceiptsBody,
+    responses((status = 200, body = ReceiptResults)))]
+pub async fn nack(
+    State(s): State<AppState>,
+    Path(group): Path<String>,
+    JsonBody(b): JsonBody<ReceiptsBody>,
+) -> Result<Json<ReceiptResults>, ApiError> {
+    settle(
+        &s,
+        &group,
+        Settle::Nack {
+            delay_ms: b.delay_ms.unwrap_or(0),
+        },
+        b.receipts,
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/queues/{group}/extend", params(("group" = String, Path)), request_body = ReceiptsBody,
+    responses((status = 200, body = ReceiptResults)))]
+pub async fn extend(
+    State(s): State<AppState>,
+    Path(group): Path<String>,
+    JsonBody(b): JsonBody<ReceiptsBody>,
+) -> Result<Json<ReceiptResults>, ApiError> {
+    let visibility = match b.visibility_ms {
+        Some(v) => v,
+        None => s
+            .node
+            .log()
+            .state()
+            .queues
+            .get(&group)
+            .map_or(VISIBILITY_MS_DEFAULT, |q| q.config.visibility_ms),
+    };
+    settle(
+        &s,
+        &group,
+        Settle::Extend {
+            visibility_ms: visibility,
+        },
+        b.receipts,
+    )
+    .await
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RedriveJson {
+    pub moved: usize,
+}
+
+#[utoipa::path(post, path = "/v1/queues/{group}/redrive", params(("group" = String, Path)),
+    responses((status = 200, body = RedriveJson, description = "dead letters moved back to their origin topics")))]
+pub async fn redrive(
+    State(s): State<AppState>,
+    Path(group): Path<String>,
+) -> Result<Json<RedriveJson>, ApiError> {
+    Ok(Json(RedriveJson {
+        moved: service::redrive(&s.node, &group).await?,
+    }))
+}

@@ -1,0 +1,565 @@
+//! Group operations for the API: each turns a request into log intents on
+//! a `Node` and reads the derived outcome back (member ids, assignments with
+//! their committed offsets, leased messages with their bodies, settlement
+//! results), plus the dead-letter mover and redrive. It must not keep group
+//! state of its own: everything lives in the log.
+
+use super::queue::{MsgState, QueueConfig, Receipt};
+use super::stream::Assignment;
+use crate::error::{Error, Result};
+use crate::fetch::FetchRequest;
+use crate::ingest::{ProduceRecord, ProduceRequest};
+use crate::log::{Append, ChunkIntent, Intent, Location, Outcome, TopicConfig};
+use crate::node::Node;
+use crate::segment::{encode_chunk, Compression, Record};
+use bytes::{Bytes, BytesMut};
+use std::time::Duration;
+
+/// Dead messages moved per pass at most.
+const DEAD_LETTERS_PER_PASS: usize = 100;
+/// How often an idle receive re-checks for expired leases.
+const RECEIVE_POLL_MS: u64 = 200;
+
+/// A partition a member owns, with where to resume.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Owned {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+}
+
+fn expect_assigned(o: Outcome) -> Result<Assignment> {
+    match o {
+        Outcome::Assigned(a) => Ok(a),
+        Outcome::Rejected(r) => Err(Error::Rejected(r)),
+        other => Err(Error::Invalid(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+fn expect_done(o: Outcome) -> Result<()> {
+    match o {
+        Outcome::Rejected(r) => Err(Error::Rejected(r)),
+        _ => Ok(()),
+    }
+}
+
+/// The dead-letter topic of a queue group.
+pub fn dlq_topic(group: &str) -> String {
+    format!("{group}.dlq")
+}
+
+fn validate_group_name(group: &str) -> Result<()> {
+    crate::node::validate_topic_name(group).map_err(|_| {
+        Error::Invalid(format!(
+            "bad group name {group:?}: use letters, digits, '.', '_' and '-'"
+        ))
+    })
+}
+
+/// Assigned partitions with the committed offset (or the log start).
+pub fn owned(node: &Node, group: &str, a: &Assignment) -> Vec<Owned> {
+    let st = node.log().state();
+    let g = st.stream_groups.get(group);
+    a.partitions
+        .iter()
+        .map(|(t, p)| {
+            let start = st.partition(t, *p).map_or(0, |p| p.log_start_offset);
+            let committed = g.and_then(|g| g.committed(t, *p)).unwrap_or(start);
+            Owned {
+                topic: t.clone(),
+                partition: *p,
+                offset: committed.max(start),
+            }
+        })
+        .collect()
+}
+
+pub async fn join(
+    node: &Node,
+    group: &str,
+    topics: &[String],
+    session_timeout_ms: u64,
+) -> Result<(String, Assignment)> {
+    validate_group_name(group)?;
+    if topics.is_empty() {
+        return Err(Error::Invalid("a member needs at least one topic".into()));
+    }
+    for t in topics {
+        node.log().state().topic(t)?;
+    }
+    let member_id = format!("m-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let intent = Intent::JoinGroup {
+        group: group.into(),
+        member_id: member_id.clone(),
+        topics: topics.to_vec(),
+        session_timeout_ms: session_timeout_ms.clamp(1_000, 3_600_000),
+    };
+    let a = expect_assigned(node.commit_intent(intent).await?)?;
+    Ok((member_id, a))
+}
+
+pub async fn heartbeat(node: &Node, group: &str, member_id: &str) -> Result<Assignment> {
+    let intent = Intent::Heartbeat {
+        group: group.into(),
+        member_id: member_id.into(),
+    };
+    expect_assigned(node.commit_intent(intent).await?)
+}
+
+pub async fn leave(node: &Node, group: &str, member_id: &str) -> Result<()> {
+    let intent = Intent::LeaveGroup {
+        group: group.into(),
+        member_id: member_id.into(),
+    };
+    expect_done(node.commit_intent(intent).await?)
+}
+
+pub async fn commit_offsets(
+    node: &Node,
+    group: &str,
+    member_id: &str,
+    generation: u64,
+    offsets: Vec<(String, u32, u64)>,
+) -> Result<()> {
+    let intent = Intent::CommitOffsets {
+        group: group.into(),
+        member_id: member_id.into(),
+        generation,
+        offsets,
+    };
+    expect_done(node.commit_intent(intent).await?)
+}
+
+/// Where a reset moves a group's offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetTo {
+    Earliest,
+    Latest,
+    /// The first chunk holding a record at or after this time.
+    Timestamp(i64),
+    Offset(u64),
+}
+
+/// Reset the group's offsets on `topics` (default: those it has offsets or
+/// members for); returns the new offsets.
+pub async fn reset(
+    node: &Node,
+    group: &str,
+    to: ResetTo,
+    topics: Option<Vec<String>>,
+) -> Result<Vec<(String, u32, u64)>> {
+    validate_group_name(group)?;
+    let offsets = {
+        let st = node.log().state();
+        let topics = match topics {
+            Some(t) => t,
+            None => {
+                let g = st.stream_groups.get(group);
+                let mut t: Vec<String> = g
+                    .map(|g| {
+                        g.offsets
+                            .keys()
+                            .cloned()
+                            .chain(g.members.values().flat_map(|m| m.topics.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                t.sort();
+                t.dedup();
+                t
+            }
+        };
+        let mut out = Vec::new();
+        for t in &topics {
+            let ts = st.topic(t)?;
+            for (i, p) in ts.partitions.iter().enumerate() {
+                let o = match to {
+                    ResetTo::Earliest => p.log_start_offset,
+                    ResetTo::Latest => p.high_watermark,
+                    ResetTo::Offset(o) => o.clamp(p.log_start_offset, p.high_watermark),
+                    ResetTo::Timestamp(ms) => p
+                        .chunks
+                        .iter()
+                        .find(|c| c.max_timestamp_ms >= ms)
+                        .map_or(p.high_watermark, |c| c.base_offset.max(p.log_start_offset)),
+                };
+                out.push((t.clone(), i as u32, o));
+            }
+        }
+        out
+    };
+    let intent = Intent::ResetOffsets {
+        group: group.into(),
+        offsets: offsets.clone(),
+    };
+    expect_done(node.commit_intent(intent).await?)?;
+    Ok(offsets)
+}
+
+/// Create or update a queue group and its dead-letter topic.
+pub async fn configure_queue(node: &Node, group: &str, config: QueueConfig) -> Result<()> {
+    validate_group_name(group)?;
+    if config.topics.is_empty() {
+        return Err(Error::Invalid(
+            "a queue group needs at least one topic".into(),
+        ));
+    }
+    if config.max_deliveries == 0 || config.in_flight_max == 0 || config.visibility_ms == 0 {
+        return Err(Error::Invalid(
+            "max_deliveries, visibility_ms and in_flight_max must be positive".into(),
+        ));
+    }
+    for t in &config.topics {
+        node.log().state().topic(t)?;
+    }
+    let dlq = dlq_topic(group);
+    if !node.log().state().topics.contains_key(&dlq) {
+        match node.create_topic(&dlq, 1, TopicConfig::default()).await {
+            Ok(_) | Err(Error::TopicExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let intent = Intent::ConfigureQueue {
+        group: group.into(),
+        config,
+    };
+    expect_done(node.commit_intent(intent).await?)
+}
+
+/// A leased message with its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub receipt: String,
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub delivery_count: u32,
+    pub record: Record,
+}
+
+/// Could a receive lease anything now, by this agent's view?
+fn anything_available(node: &Node, group: &str, now_ms: u64) -> Result<bool> {
+    let st = node.log().state();
+    let q = st.queues.get(group).ok_or_else(|| {
+        Error::Rejected(crate::log::Rejection {
+            kind: crate::log::RejectKind::NotFound,
+            message: format!("unknown queue group {group:?}: PUT /v1/queues/{group} first"),
+        })
+    })?;
+    for t in &q.config.topics {
+        let Ok(ts) = st.topic(t) else { continue };
+        for (i, p) in ts.partitions.iter().enumerate() {
+            let qp = q.partitions.get(t).and_then(|ps| ps.get(&(i as u32)));
+            let (floor, next) = qp.map_or((0, 0), |qp| (qp.floor, qp.next));
+            if next < p.high_watermark && next - floor < q.config.in_flight_max {
+                return Ok(true);
+            }
+            let due = qp.is_some_and(|qp| {
+                qp.msgs.values().any(|m| match m.state {
+                    MsgState::Waiting { not_before_ms } => not_before_ms <= now_ms,
+                    MsgState::Leased { until_ms } => until_ms <= now_ms,
+                    _ => false,
+                })
+            });
+            if due {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Lease up to `max` messages, waiting up to `wait_ms` only when nothing
+/// is available now.
+pub async fn receive(
+    node: &Node,
+    group: &str,
+    max: u32,
+    visibility_ms: u64,
+    wait_ms: u64,
+) -> Result<Vec<Message>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let mut head = node.log().subscribe();
+    loop {
+        if let Err(e) = move_dead_letters(node, group).await {
+            tracing::warn!(error = %e, group, "moving dead letters failed");
+        }
+        head.borrow_and_update();
+        if anything_available(node, group, node.now_ms())? {
+            let intent = Intent::Receive {
+                group: group.into(),
+                max_messages: max.clamp(1, 1000),
+                visibility_ms: visibility_ms.max(1),
+            };
+            let leases = match node.commit_intent(intent).await? {
+                Outcome::Leased(l) => l,
+                Outcome::Rejected(r) => return Err(Error::Rejected(r)),
+                other => return Err(Error::Invalid(format!("unexpected outcome {other:?}"))),
+            };
+            if !leases.is_empty() {
+                return bodies(node, leases).await;
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(vec![]);
+        }
+        let nap = (deadline - now).min(Duration::from_millis(RECEIVE_POLL_MS));
+        let _ = tokio::time::timeout(nap, head.changed()).await;
+    }
+}
+
+/// Read the records of leased messages.
+async fn bodies(node: &Node, leases: Vec<super::queue::Lease>) -> Result<Vec<Message>> {
+    let mut out = Vec::with_capacity(leases.len());
+    for l in leases {
+        let r = node
+            .fetch(&FetchRequest {
+                topic: l.topic.clone(),
+                partition: l.partition,
+                offset: l.offset,
+                max_records: 1,
+                max_bytes: 1,
+                wait_ms: 0,
+            })
+            .await;
+        let record = match r {
+            Ok(f) => match f.records.into_iter().next() {
+                Some(rec) if rec.offset == l.offset => rec.record,
+                _ => continue,
+            },
+            // Trimmed by retention before it was delivered: skip it.
+            Err(Error::OffsetOutOfRange { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let receipt = Receipt {
+            topic: l.topic.clone(),
+            partition: l.partition,
+            offset: l.offset,
+            delivery_count: l.delivery_count,
+        };
+        out.push(Message {
+            receipt: receipt.encode(),
+            topic: l.topic,
+            partition: l.partition,
+            offset: l.offset,
+            delivery_count: l.delivery_count,
+            record,
+        });
+    }
+    Ok(out)
+}
+
+/// What to do with receipts.
+#[derive(Debug, Clone, Copy)]
+pub enum Settle {
+    Ack,
+    Nack { delay_ms: u64 },
+    Extend { visibility_ms: u64 },
+}
+
+/// Settle receipts; per receipt `true` (ok) or `false` (stale).
+pub async fn settle(
+    node: &Node,
+    group: &str,
+    how: Settle,
+    receipts: &[String],
+) -> Result<Vec<bool>> {
+    let parsed: Vec<Option<Receipt>> = receipts.iter().map(|r| Receipt::parse(r)).collect();
+    let valid: Vec<Receipt> = parsed.iter().flatten().cloned().collect();
+    let results = if valid.is_empty() {
+        vec![]
+    } else {
+        let group = group.to_string();
+        let intent = match how {
+            Settle::Ack => Intent::Ack {
+                group,
+                receipts: valid,
+            },
+            Settle::Nack { delay_ms } => Intent::Nack {
+                group,
+                receipts: valid,
+                delay_ms,
+            },
+            Settle::Extend { visibility_ms } => Intent::Extend {
+                group,
+                receipts: valid,
+                visibility_ms,
+            },
+        };
+        match node.commit_intent(intent).await? {
+            Outcome::Settled(r) => r,
+            Outcome::Rejected(r) => return Err(Error::Rejected(r)),
+            other => return Err(Error::Invalid(format!("unexpected outcome {other:?}"))),
+        }
+    };
+    let mut it = results.into_iter();
+    Ok(parsed
+        .iter()
+        .map(|p| p.is_some() && it.next().unwrap_or(false))
+        .collect())
+}
+
+/// Copy dead messages of `group` to its dead-letter topic and settle them,
+/// each copy and settlement in one commit. Returns how many moved.
+pub async fn move_dead_letters(node: &Node, group: &str) -> Result<usize> {
+    let (dead, max_deliveries) = {
+        let st = node.log().state();
+        match st.queues.get(group) {
+            Some(q) => (q.dead(DEAD_LETTERS_PER_PASS), q.config.max_deliveries),
+            None => return Ok(0),
+        }
+    };
+    if dead.is_empty() {
+        return Ok(0);
+    }
+    let dlq = dlq_topic(group);
+    let dlq_id = node.log().state().topic(&dlq)?.id;
+    let mut intents = Vec::new();
+    let mut blob = BytesMut::new();
+    for d in &dead {
+        let f = node
+            .fetch(&FetchRequest {
+                topic: d.topic.clone(),
+                partition: d.partition,
+                offset: d.offset,
+                max_records: 1,
+                max_bytes: 1,
+                wait_ms: 0,
+            })
+            .await;
+        let mut record = match f {
+            Ok(f) => match f.records.into_iter().next() {
+                Some(r) if r.offset == d.offset => r.record,
+                _ => continue,
+            },
+            Err(_) => Record::default(),
+        };
+        let h = |k: &str, v: String| (k.to_string(), Bytes::from(v));
+        record.headers.push(h("skiff-dlq-topic", d.topic.clone()));
+        record
+            .headers
+            .push(h("skiff-dlq-partition", d.partition.to_string()));
+        record
+            .headers
+            .push(h("skiff-dlq-offset", d.offset.to_string()));
+        record
+            .headers
+            .push(h("skiff-dlq-delivery-count", d.delivery_count.to_string()));
+        record.headers.push(h(
+            "skiff-dlq-reason",
+            format!(
+                "delivered {} times (max_deliveries {max_deliveries}) without an ack",
+                d.delivery_count
+            ),
+        ));
+        let (bytes, meta) = encode_chunk(std::slice::from_ref(&record), Compression::None)?;
+        let start = blob.len() as u64;
+        blob.extend_from_slice(&bytes);
+        intents.push(Intent::DeadLetter {
+            group: group.into(),
+            topic: d.topic.clone(),
+            partition: d.partition,
+            offset: d.offset,
+            append: Append {
+                producer: None,
+                chunks: vec![ChunkIntent {
+                    topic: dlq.clone(),
+                    topic_id: dlq_id,
+                    partition: 0,
+                    location: Location::Inline {
+                        start,
+                        len: bytes.len() as u32,
+                    },
+                    record_count: 1,
+                    max_timestamp_ms: meta.max_timestamp_ms,
+                    crc32c: meta.crc32c,
+                }],
+            },
+        });
+    }
+    if intents.is_empty() {
+        return Ok(0);
+    }
+    let outs = node.commit_intents(intents, blob.freeze()).await?;
+    Ok(outs
+        .iter()
+        .filter(|o| matches!(o, Outcome::Appended(_)))
+        .count())
+}
+
+/// Move every record of the dead-letter topic back to its origin topic
+/// (dead-letter headers removed), resuming from the last redrive. Returns
+/// how many moved. At-least-once: a crash between the produce and the
+/// cursor commit may move a record twice.
+pub async fn redrive(node: &Node, group: &str) -> Result<usize> {
+    let dlq = dlq_topic(group);
+    let cursor_group = format!("{group}.redrive");
+    let (start, end) = {
+        let st = node.log().state();
+        let p = st.partition(&dlq, 0)?;
+        let done = st
+            .stream_groups
+            .get(&cursor_group)
+            .and_then(|g| g.committed(&dlq, 0))
+            .unwrap_or(0);
+        (done.max(p.log_start_offset), p.high_watermark)
+    };
+    let mut moved = 0;
+    let mut offset = start;
+    while offset < end {
+        let f = node
+            .fetch(&FetchRequest {
+                topic: dlq.clone(),
+                partition: 0,
+                offset,
+                max_records: 500,
+                max_bytes: 4 << 20,
+                wait_ms: 0,
+            })
+            .await?;
+        if f.records.is_empty() {
+            break;
+        }
+        let mut records = Vec::new();
+        for r in &f.records {
+            let origin = r
+                .record
+                .headers
+                .iter()
+                .find(|(k, _)| k == "skiff-dlq-topic");
+            let partition = r
+                .record
+                .headers
+                .iter()
+                .find(|(k, _)| k == "skiff-dlq-partition");
+            let (Some((_, t)), Some((_, p))) = (origin, partition) else {
+                continue;
+            };
+            let topic = String::from_utf8_lossy(t).to_string();
+            let partition: u32 = String::from_utf8_lossy(p).parse().unwrap_or(0);
+            let mut record = r.record.clone();
+            record.headers.retain(|(k, _)| !k.starts_with("skiff-dlq-"));
+            records.push(ProduceRecord {
+                topic,
+                partition,
+                record,
+            });
+        }
+        offset = f.next_offset;
+        if !records.is_empty() {
+            moved += records.len();
+            node.produce(ProduceRequest {
+                records,
+                producer: None,
+            })
+            .await?;
+        }
+        let intent = Intent::ResetOffsets {
+            group: cursor_group.clone(),
+            offsets: vec![(dlq.clone(), 0, offset)],
+        };
+        expect_done(node.commit_intent(intent).await?)?;
+    }
+    Ok(moved)
+}
