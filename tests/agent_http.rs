@@ -545,6 +545,20 @@ async fn openapi_documents_exactly_the_served_routes_and_ops_endpoints_answer() 
         ("POST", "/v1/records"),
         ("GET", "/v1/topics/{topic}/partitions/{partition}/records"),
         ("GET", "/v1/topics/{topic}/partitions/{partition}/subscribe"),
+        ("GET", "/v1/groups"),
+        ("GET", "/v1/groups/{group}"),
+        ("POST", "/v1/groups/{group}/members"),
+        ("DELETE", "/v1/groups/{group}/members/{member}"),
+        ("POST", "/v1/groups/{group}/members/{member}/heartbeat"),
+        ("POST", "/v1/groups/{group}/offsets"),
+        ("POST", "/v1/groups/{group}/offsets/reset"),
+        ("PUT", "/v1/queues/{group}"),
+        ("GET", "/v1/queues/{group}"),
+        ("POST", "/v1/queues/{group}/receive"),
+        ("POST", "/v1/queues/{group}/ack"),
+        ("POST", "/v1/queues/{group}/nack"),
+        ("POST", "/v1/queues/{group}/extend"),
+        ("POST", "/v1/queues/{group}/redrive"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
         ("GET", "/metrics"),
@@ -557,7 +571,11 @@ async fn openapi_documents_exactly_the_served_routes_and_ops_endpoints_answer() 
     assert_eq!(documented, served);
     // Every documented route is really routed (no 404/405 from the router).
     for (method, path) in &documented {
-        let concrete = path.replace("{topic}", "t").replace("{partition}", "0");
+        let concrete = path
+            .replace("{topic}", "t")
+            .replace("{partition}", "0")
+            .replace("{group}", "g")
+            .replace("{member}", "m");
         if concrete.ends_with("/subscribe") || (method == "DELETE") {
             continue;
         }

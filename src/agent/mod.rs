@@ -53,6 +53,20 @@ use utoipa::OpenApi;
         ops::readyz,
         ops::metrics_text,
         ops::openapi_json,
+        groups::join,
+        groups::heartbeat,
+        groups::leave,
+        groups::commit,
+        groups::describe,
+        groups::list,
+        groups::reset,
+        queues::configure,
+        queues::describe,
+        queues::receive,
+        queues::ack,
+        queues::nack,
+        queues::extend,
+        queues::redrive,
     )
 )]
 pub struct ApiDoc;

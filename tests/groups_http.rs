@@ -1,0 +1,309 @@
+//! The groups and queues HTTP contract, in process: the documented shapes,
+//! fencing as 409, stale receipts, dead letters with their headers, redrive.
+
+use serde_json::{json, Value};
+use skiff::agent::RunningAgent;
+use skiff::settings::Settings;
+
+async fn agent() -> (RunningAgent, String) {
+    let a = RunningAgent::start(&Settings {
+        listen: "127.0.0.1:0".into(),
+        store: "memory://".into(),
+        linger_ms: 1,
+        ..Settings::default()
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}", a.addr);
+    (a, url)
+}
+
+async fn call(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method.parse().unwrap(), url);
+    if let Some(b) = body {
+        req = req.body(b.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn setup(url: &str, topic: &str, partitions: u32, values: usize) {
+    call(
+        "POST",
+        &format!("{url}/v1/topics"),
+        Some(json!({"name": topic, "partitions": partitions})),
+    )
+    .await;
+    for p in 0..partitions {
+        let records: Vec<Value> = (0..values).map(|i| json!({"value": format!("{topic}-{p}-{i}"), "partition": p, "headers": {"h": "v"}})).collect();
+        let (s, _) = call(
+            "POST",
+            &format!("{url}/v1/topics/{topic}/records"),
+            Some(json!({"records": records})),
+        )
+        .await;
+        assert_eq!(s, 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_group_contract() {
+    let (a, url) = agent().await;
+    setup(&url, "orders", 2, 5).await;
+    let (s, m1) = call(
+        "POST",
+        &format!("{url}/v1/groups/inventory/members"),
+        Some(json!({"topics": ["orders"], "session_timeout_ms": 10000})),
+    )
+    .await;
+    assert_eq!(s, 200, "{m1}");
+    let member = m1["member_id"].as_str().unwrap().to_string();
+    assert_eq!(m1["assignments"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        m1["assignments"][0],
+        json!({"topic": "orders", "partition": 0, "offset": 0})
+    );
+    let gen = m1["generation"].as_u64().unwrap();
+    let commit = |g: u64, p: u32, o: u64| json!({"member_id": member, "generation": g, "offsets": [{"topic": "orders", "partition": p, "offset": o}]});
+    let (s, _) = call(
+        "POST",
+        &format!("{url}/v1/groups/inventory/offsets"),
+        Some(commit(gen, 0, 3)),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // A second member joins: the generation moves on and the old one is fenced.
+    let (_, m2) = call(
+        "POST",
+        &format!("{url}/v1/groups/inventory/members"),
+        Some(json!({"topics": ["orders"]})),
+    )
+    .await;
+    assert!(m2["generation"].as_u64().unwrap() > gen);
+    let (s, e) = call(
+        "POST",
+        &format!("{url}/v1/groups/inventory/offsets"),
+        Some(commit(gen, 0, 4)),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{e}"
+    );
+    // The heartbeat tells member 1 its new generation and partition.
+    let (s, hb) = call(
+        "POST",
+        &format!("{url}/v1/groups/inventory/members/{member}/heartbeat"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(hb["assignments"].as_array().unwrap().len(), 1);
+    let (_, g) = call("GET", &format!("{url}/v1/groups/inventory"), None).await;
+    assert_eq!(g["members"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        g["offsets"][0],
+        json!({"topic": "orders", "partition": 0, "offset": 3, "lag": 2})
+    );
+    // Committing a partition that is not yours is fenced too.
+    let theirs = if hb["assignments"][0]["partition"] == 0 {
+        1
+    } else {
+        0
+    };
+    let (s, _) = call(
+        "POST",
+        &format!("{url}/v1/groups/inventory/offsets"),
+        Some(commit(hb["generation"].as_u64().unwrap(), theirs, 1)),
+    )
+    .await;
+    assert_eq!(s, 409);
+    // Reset to latest, then earliest.
+    let (s, r) = call(
+        "POST",
+        &format!("{url}/v1/groups/inventory/offsets/reset"),
+        Some(json!({"to": "latest"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["offsets"][0]["offset"], 5);
+    let (s, _) = call(
+        "POST",
+        &format!("{url}/v1/groups/inventory/offsets/reset"),
+        Some(json!({"to": "sideways"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = call(
+        "DELETE",
+        &format!("{url}/v1/groups/inventory/members/{member}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, _) = call(
+        "POST",
+        &format!("{url}/v1/groups/inventory/members/{member}/heartbeat"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404, "a member that left must join again");
+    let (s, _) = call(
+        "POST",
+        &format!("{url}/v1/groups/x/members"),
+        Some(json!({"topics": ["nope"]})),
+    )
+    .await;
+    assert_eq!(s, 404);
+    a.stop(1000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_group_contract_with_dead_letters_and_redrive() {
+    let (a, url) = agent().await;
+    setup(&url, "orders", 1, 3).await;
+    let (s, q) = call(
+        "PUT",
+        &format!("{url}/v1/queues/workers"),
+        Some(json!({"topics": ["orders"], "max_deliveries": 2, "visibility_ms": 30000})),
+    )
+    .await;
+    assert_eq!(s, 200, "{q}");
+    assert_eq!(q["dlq_topic"], "workers.dlq");
+    let receive = |n: u32| json!({"max_messages": n, "visibility_ms": 30000, "wait_ms": 0});
+    let (s, r) = call(
+        "POST",
+        &format!("{url}/v1/queues/workers/receive"),
+        Some(receive(2)),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    let msgs = r["messages"].as_array().unwrap().clone();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(
+        (
+            msgs[0]["value"].as_str(),
+            msgs[0]["delivery_count"].as_u64(),
+            msgs[0]["headers"]["h"].as_str()
+        ),
+        (Some("orders-0-0"), Some(1), Some("v"))
+    );
+    let receipt0 = msgs[0]["receipt"].as_str().unwrap().to_string();
+    let receipt1 = msgs[1]["receipt"].as_str().unwrap().to_string();
+    let (_, ack) = call(
+        "POST",
+        &format!("{url}/v1/queues/workers/ack"),
+        Some(json!({"receipts": [receipt0, "bogus"]})),
+    )
+    .await;
+    assert_eq!(
+        ack["results"],
+        json!([{"receipt": receipt0, "status": "ok"}, {"receipt": "bogus", "status": "stale"}])
+    );
+    let (_, again) = call(
+        "POST",
+        &format!("{url}/v1/queues/workers/ack"),
+        Some(json!({"receipts": [receipt0]})),
+    )
+    .await;
+    assert_eq!(
+        again["results"][0]["status"], "stale",
+        "a settled message's receipt is stale"
+    );
+    let (_, ext) = call(
+        "POST",
+        &format!("{url}/v1/queues/workers/extend"),
+        Some(json!({"receipts": [receipt1]})),
+    )
+    .await;
+    assert_eq!(ext["results"][0]["status"], "ok");
+    // Nack twice: out of deliveries, it lands in workers.dlq with headers.
+    call(
+        "POST",
+        &format!("{url}/v1/queues/workers/nack"),
+        Some(json!({"receipts": [receipt1]})),
+    )
+    .await;
+    let (_, r) = call(
+        "POST",
+        &format!("{url}/v1/queues/workers/receive"),
+        Some(receive(1)),
+    )
+    .await;
+    assert_eq!(
+        (
+            r["messages"][0]["offset"].as_u64(),
+            r["messages"][0]["delivery_count"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    let second = r["messages"][0]["receipt"].as_str().unwrap().to_string();
+    call(
+        "POST",
+        &format!("{url}/v1/queues/workers/nack"),
+        Some(json!({"receipts": [second]})),
+    )
+    .await;
+    // The next receive moves the dead letter and hands out offset 2.
+    let (_, r) = call(
+        "POST",
+        &format!("{url}/v1/queues/workers/receive"),
+        Some(json!({"max_messages": 10, "wait_ms": 1000})),
+    )
+    .await;
+    assert_eq!(r["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(r["messages"][0]["offset"], 2);
+    let (_, dlq) = call(
+        "GET",
+        &format!("{url}/v1/topics/workers.dlq/partitions/0/records?offset=0"),
+        None,
+    )
+    .await;
+    let d = &dlq["records"][0];
+    assert_eq!(d["value"], "orders-0-1");
+    assert_eq!(d["headers"]["skiff-dlq-topic"], "orders");
+    assert_eq!(d["headers"]["skiff-dlq-offset"], "1");
+    assert_eq!(d["headers"]["skiff-dlq-delivery-count"], "2");
+    assert_eq!(d["headers"]["h"], "v", "the original headers are kept");
+    let (_, q) = call("GET", &format!("{url}/v1/queues/workers"), None).await;
+    assert_eq!(q["partitions"][0]["dead_lettered"], 1);
+    assert_eq!(q["partitions"][0]["in_flight"], 1);
+    assert_eq!(q["partitions"][0]["ack_floor"], 2);
+    // An empty queue answers after wait_ms with no messages.
+    let started = std::time::Instant::now();
+    let (_, r) = call(
+        "POST",
+        &format!("{url}/v1/queues/workers/receive"),
+        Some(json!({"wait_ms": 300})),
+    )
+    .await;
+    assert!(r["messages"].as_array().unwrap().is_empty());
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    // Redrive moves the dead letter back to orders, as a new message.
+    let (s, rd) = call("POST", &format!("{url}/v1/queues/workers/redrive"), None).await;
+    assert_eq!((s, rd["moved"].as_u64()), (200, Some(1)));
+    let (_, r) = call(
+        "POST",
+        &format!("{url}/v1/queues/workers/receive"),
+        Some(json!({"wait_ms": 2000})),
+    )
+    .await;
+    assert_eq!(r["messages"][0]["value"], "orders-0-1");
+    assert!(r["messages"][0]["headers"].get("skiff-dlq-topic").is_none());
+    let (_, rd) = call("POST", &format!("{url}/v1/queues/workers/redrive"), None).await;
+    assert_eq!(rd["moved"], 0, "a redrive resumes where the last one ended");
+    let (s, _) = call(
+        "POST",
+        &format!("{url}/v1/queues/nope/receive"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, 404);
+    a.stop(1000).await;
+}
