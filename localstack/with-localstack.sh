@@ -20,9 +20,18 @@ readonly pinned_requirements=(
   "service-identity==24.2.0"
 )
 readonly install_marker_name=".skiff-install-complete"
+# Bump when the install steps below change, so cached venvs are rebuilt.
+readonly install_recipe_version=2
+# LocalStack's service catalog index, built once at install time: without it
+# every start spends ~5 s rebuilding it. Each run links it in as its static libs.
+readonly static_libs_rel="localstack-fs/usr/lib/localstack"
+# Hard-coded in LocalStack (services/s3/provider.py), whatever TMPDIR says.
+readonly s3_storage_dir="/tmp/localstack-s3-storage"
 readonly ready_poll_interval_s="0.2"
 readonly stop_grace_s=10
+readonly stop_settle_ms=2000
 readonly log_tail_lines=50
+readonly lock_timeout_s=3600
 
 script_dir="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 readonly script_dir
@@ -34,8 +43,11 @@ ready_timeout_s="${SKIFF_LOCALSTACK_READY_TIMEOUT_S:-60}"
 log_file_wanted="${SKIFF_LOCALSTACK_LOG:-}"
 
 localstack_pid=""
+localstack_port=""
+localstack_ready=0
 run_dir=""
 log_file=""
+bucket=""
 
 say() { printf 'localstack: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -64,34 +76,48 @@ now_ms() {
 install_fingerprint() {
   local constraints_sha
   constraints_sha="$(sha256sum "$constraints_file" | cut -d' ' -f1)"
-  printf 'localstack-core[base-runtime]==%s %s constraints-sha256=%s\n' \
-    "$localstack_version" "${pinned_requirements[*]}" "$constraints_sha"
+  printf 'recipe=%s localstack-core[base-runtime]==%s %s constraints-sha256=%s\n' \
+    "$install_recipe_version" "$localstack_version" "${pinned_requirements[*]}" "$constraints_sha"
 }
 
+# Leaves fd 9 holding a shared lock on the venv for the rest of the run: an
+# install (exclusive lock) by a run with other inputs waits until no run is
+# using the venv, instead of deleting it under a running LocalStack.
 ensure_venv() {
   [[ -f "$constraints_file" ]] || die "missing $constraints_file"
   command -v "$python_bin" >/dev/null || die "no '$python_bin' on PATH"
-  local marker="${venv_dir}/${install_marker_name}" fingerprint
+  command -v flock >/dev/null || die "flock (util-linux) is required"
+  local marker="${venv_dir}/${install_marker_name}" fingerprint attempt
   fingerprint="$(install_fingerprint)"
 
   mkdir -p -- "$(dirname -- "$venv_dir")"
-  # Serialise installs by concurrent runs sharing one cache; released before
-  # LocalStack starts so the lock fd is not inherited by long-lived processes.
   exec 9>"${venv_dir}.lock"
-  flock 9
-  if [[ -f "$marker" && "$(cat -- "$marker")" == "$fingerprint" ]]; then
-    say "reusing virtualenv ${venv_dir}"
-  else
-    install_venv "$marker" "$fingerprint"
-  fi
-  flock -u 9
-  exec 9>&-
+  for attempt in 1 2 3; do
+    lock_venv -s
+    if [[ -f "$marker" && "$(cat -- "$marker")" == "$fingerprint" ]]; then
+      if (( attempt == 1 )); then say "reusing virtualenv ${venv_dir}"; fi
+      return 0
+    fi
+    flock -u 9
+    lock_venv -x
+    # Re-check: another run may have installed it while we waited.
+    if ! [[ -f "$marker" && "$(cat -- "$marker")" == "$fingerprint" ]]; then
+      install_venv "$marker" "$fingerprint"
+    fi
+    flock -u 9 # then take the shared lock and check again
+  done
+  die "virtualenv ${venv_dir} keeps being rebuilt by runs with other inputs; set SKIFF_LOCALSTACK_VENV"
+}
+
+lock_venv() { # $1 = -s (shared, to use) or -x (exclusive, to install)
+  flock -n "$1" 9 && return 0
+  say "waiting up to ${lock_timeout_s} s for another run's lock on ${venv_dir}"
+  flock -w "$lock_timeout_s" "$1" 9 || die "timed out waiting for the lock on ${venv_dir}"
 }
 
 install_venv() { # $1 = marker path, $2 = fingerprint
   local started_ms
   started_ms="$(now_ms)"
-  say "installing localstack-core ${localstack_version} into ${venv_dir} ($("$python_bin" --version 2>&1))"
   # No marker means a missing or half-finished install: start from scratch,
   # but only delete a directory that looks like a venv (or is empty).
   if [[ -e "$venv_dir" ]]; then
@@ -99,6 +125,7 @@ install_venv() { # $1 = marker path, $2 = fingerprint
       || die "${venv_dir} exists and is not a virtualenv; refusing to delete it"
     rm -rf -- "$venv_dir"
   fi
+  say "installing localstack-core ${localstack_version} into ${venv_dir} ($("$python_bin" --version 2>&1))"
   "$python_bin" -m venv -- "$venv_dir"
   "${venv_dir}/bin/python" -m pip install --quiet --disable-pip-version-check \
     -c "$constraints_file" \
@@ -106,6 +133,11 @@ install_venv() { # $1 = marker path, $2 = fingerprint
     "${pinned_requirements[@]}" >&2
   "${venv_dir}/bin/python" -c 'import localstack.runtime.main' \
     || die "install finished but localstack.runtime.main does not import"
+  # What LocalStack's Docker image does at build time (python -m localstack.aws.spec).
+  mkdir -p -- "${venv_dir}/${static_libs_rel}"
+  OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="${venv_dir}/localstack-fs" LS_LOG=warn \
+    "${venv_dir}/bin/python" -m localstack.aws.spec >&2 \
+    || say "warning: could not prebuild the service catalog; each start will be ~5 s slower"
   printf '%s' "$2" >"$1"
   say "installed in $(( ($(now_ms) - started_ms) / 1000 )) s"
 }
@@ -131,16 +163,24 @@ is_running() {
 }
 
 start_localstack() { # $1 = port; sets localstack_pid
-  local port="$1"
+  local port="$1" fs_root
   run_dir="$(mktemp -d "${TMPDIR:-/tmp}/skiff-localstack.XXXXXX")"
   log_file="${log_file_wanted:-${run_dir}/localstack.log}"
-  mkdir -p -- "${run_dir}/tmp"
+  fs_root="${run_dir}/fs"
+  mkdir -p -- "$(dirname -- "${fs_root}/usr/lib/localstack")"
+  ln -s -- "${venv_dir}/${static_libs_rel}" "${fs_root}/usr/lib/localstack"
+  # OVERRIDE_IN_DOCKER=0: inside any container (/.dockerenv) LocalStack would
+  #   otherwise switch to its container layout: write to /var/lib/localstack and
+  #   wipe the shared /tmp/localstack on start and stop (another run's files).
+  # FILESYSTEM_ROOT: all its other files stay in this run's directory.
+  # CONFIG_DIR, CONFIG_PROFILE: a user's ~/.localstack/default.env must not
+  #   inject settings (an auth token, PERSISTENCE) into the test server.
+  # GATEWAY_SERVER=hypercorn: the default (twisted) listens on 0.0.0.0 whatever
+  #   GATEWAY_LISTEN says; hypercorn binds 127.0.0.1 only.
   # setsid makes LocalStack the leader of its own process group, so one signal
   # reaches any children it spawns, and a terminal's Ctrl-C reaches only us
   # (the trap then stops it in order). exec keeps $! equal to the python PID.
-  # TMPDIR: LocalStack keeps object data in <tmp>/localstack-s3-storage; a
-  # private tmp stops two runs on one machine from sharing (and leaking) it.
-  env -u LOCALSTACK_AUTH_TOKEN -u LOCALSTACK_API_KEY \
+  env -u LOCALSTACK_AUTH_TOKEN -u LOCALSTACK_API_KEY -u CONFIG_PROFILE \
     SERVICES=s3 \
     EAGER_SERVICE_LOADING=1 \
     GATEWAY_LISTEN="127.0.0.1:${port}" \
@@ -149,13 +189,22 @@ start_localstack() { # $1 = port; sets localstack_pid
     DISABLE_EVENTS=1 \
     SKIP_SSL_CERT_DOWNLOAD=1 \
     LS_LOG=warn \
-    TMPDIR="${run_dir}/tmp" \
+    OVERRIDE_IN_DOCKER=0 \
+    FILESYSTEM_ROOT="$fs_root" \
+    CONFIG_DIR="${run_dir}/config" \
     "${venv_dir}/bin/python" -c '
 import os, sys
 os.setsid()
 os.execv(sys.executable, [sys.executable, "-m", "localstack.runtime.main"])' \
-    </dev/null >"$log_file" 2>&1 &
+    </dev/null >"$log_file" 2>&1 9>&- &
   localstack_pid=$!
+}
+
+# Ready = health says S3 is running AND the runtime printed its "Ready." marker.
+# Health turns green first; a TERM that arrives before the marker can leave the
+# runtime hung (its ready monitor keeps waiting for the closed gateway).
+is_ready() { # $1 = health body
+  grep -Eq '"s3": *"running"' <<<"$1" && grep -qxF 'Ready.' -- "$log_file" 2>/dev/null
 }
 
 wait_until_ready() { # $1 = port
@@ -165,7 +214,8 @@ wait_until_ready() { # $1 = port
   deadline_ms=$((started_ms + ready_timeout_s * 1000))
   while :; do
     body="$(curl -s --max-time 1 "$url" 2>/dev/null || true)"
-    if grep -Eq '"s3": *"running"' <<<"$body"; then
+    if is_ready "$body"; then
+      localstack_ready=1
       say "S3 ready on 127.0.0.1:$1 after $(( $(now_ms) - started_ms )) ms (pid ${localstack_pid})"
       return 0
     fi
@@ -187,18 +237,32 @@ fail_with_log() {
 
 # shellcheck disable=SC2317  # reached through the EXIT trap
 stop_localstack() {
-  local pid="$localstack_pid" waited_ms=0
+  local pid="$localstack_pid" waited_ms=0 closed_ms=0
   [[ -n "$pid" ]] || return 0
   localstack_pid=""
+  # Interrupted while starting: nothing to shut down gracefully, and a TERM
+  # before the "Ready." marker can hang it for the whole grace period.
+  if (( localstack_ready == 0 )); then
+    kill -KILL -- "-${pid}" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    return 0
+  fi
   if is_running "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
-    # hypercorn sometimes ignores TERM: bounded wait, then KILL.
+    # With hypercorn, LocalStack 4.13.1 sometimes never exits after TERM (roughly
+    # 1 stop in 10 here): it closes its listener, then its event loop sleeps
+    # forever (loop.stop() called from another thread, nothing wakes it).
+    # A clean stop exits well within stop_settle_ms of the listener closing.
     while is_running "$pid" && (( waited_ms < stop_grace_s * 1000 )); do
+      if ! port_accepts "$localstack_port"; then
+        closed_ms=$((closed_ms + 200))
+        (( closed_ms < stop_settle_ms )) || break
+      fi
       sleep 0.2
       waited_ms=$((waited_ms + 200))
     done
     if is_running "$pid"; then
-      say "LocalStack (pid ${pid}) ignored TERM for ${stop_grace_s} s; killing it"
+      say "LocalStack (pid ${pid}) still running ${waited_ms} ms after TERM; killing it"
       kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
@@ -207,12 +271,21 @@ stop_localstack() {
   wait "$pid" 2>/dev/null || true
 }
 
+# shellcheck disable=SC2317  # reached through the EXIT trap
+port_accepts() { # $1 = port
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
 # shellcheck disable=SC2317  # the EXIT trap handler
 cleanup() {
   local rc=$?
   stop_localstack
   if [[ -n "$run_dir" ]]; then
     rm -rf -- "$run_dir"
+  fi
+  # Large objects spill into <storage>/<bucket>; the bucket name is ours alone.
+  if [[ -n "$bucket" ]]; then
+    rm -rf -- "${s3_storage_dir:?}/${bucket}"
   fi
   exit "$rc"
 }
@@ -245,12 +318,13 @@ main() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
 
-  local port bucket prefix
+  local port prefix
   port="$(free_port)"
   # A server already answering here would fake "ready" for a stranger's process.
   if curl -s -o /dev/null --max-time 1 "$(health_url "$port")"; then
     die "something already answers on 127.0.0.1:${port}; refusing to start"
   fi
+  localstack_port="$port"
   start_localstack "$port"
   wait_until_ready "$port"
 
@@ -269,8 +343,14 @@ main() {
   export SKIFF_TEST_S3_URL="s3://${bucket}/${prefix}"
   say "SKIFF_TEST_S3_URL=${SKIFF_TEST_S3_URL} AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL}"
 
+  # The command runs in the foreground: a terminal's Ctrl-C (or a signal to the
+  # process group) reaches it directly and its exit status says what happened,
+  # so INT is only noted here; an interactive `bash` that ignores Ctrl-C keeps
+  # its LocalStack. A TERM sent to this script alone is acted on (stop, exit
+  # 143) once the command has returned: bash runs traps between commands.
+  trap ':' INT
   local rc=0
-  "$@" || rc=$?
+  "$@" 9>&- || rc=$?
   exit "$rc"
 }
 

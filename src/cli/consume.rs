@@ -26,6 +26,10 @@ pub struct ConsumeArgs {
     /// Stop after this many records.
     #[arg(long)]
     pub max: Option<u64>,
+    /// Consume as a member of this stream group: resume from and commit its
+    /// offsets (--from and --partition do not apply).
+    #[arg(long)]
+    pub group: Option<String>,
     #[command(flatten)]
     pub remote: Remote,
 }
@@ -49,6 +53,17 @@ fn parse_from(s: &str) -> anyhow::Result<From> {
 
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let c = Client::new(&args.remote.url);
+    if let Some(group) = &args.group {
+        return super::group::consume(
+            &c,
+            &args.topic,
+            group,
+            args.follow,
+            args.max,
+            args.remote.json,
+        )
+        .await;
+    }
     let from = parse_from(&args.from)?;
     let topic = c.describe_topic(&args.topic).await?;
     let partitions: Vec<_> = topic

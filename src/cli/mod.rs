@@ -5,7 +5,9 @@
 mod agent;
 mod bench;
 mod consume;
+mod group;
 mod produce;
+mod queue;
 mod topic;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +51,20 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Consume records and print them, one per line.
     Consume(consume::ConsumeArgs),
+    /// Stream (consumer) groups: list, describe, reset offsets.
+    Group {
+        #[command(subcommand)]
+        command: group::GroupCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Queue groups: create, receive, ack, nack, dead letters, redrive.
+    Queue {
+        #[command(subcommand)]
+        command: queue::QueueCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Measure throughput, latency and store cost (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
 }
@@ -61,5 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,
         Command::Bench(args) => bench::run_bench(args).await,
+        Command::Group { command, remote } => group::run(command, &remote).await,
+        Command::Queue { command, remote } => queue::run(command, &remote).await,
     }
 }

@@ -138,3 +138,103 @@ impl Client {
         self.send(self.http.get(&url), &url).await
     }
 }
+
+use crate::agent::groups::{
+    CommitBody, GroupJson, GroupList, JoinBody, MembershipJson, OffsetsJson, ResetBody,
+};
+use crate::agent::queues::{
+    MessagesJson, QueueBody, QueueJson, ReceiptResults, ReceiptsBody, ReceiveBody, RedriveJson,
+};
+
+/// Consumer groups and queues.
+impl Client {
+    pub async fn join_group(
+        &self,
+        group: &str,
+        body: &JoinBody,
+    ) -> Result<MembershipJson, ClientError> {
+        let url = format!("{}/v1/groups/{group}/members", self.base);
+        self.send(self.http.post(&url).json(body), &url).await
+    }
+
+    pub async fn heartbeat(
+        &self,
+        group: &str,
+        member: &str,
+    ) -> Result<MembershipJson, ClientError> {
+        let url = format!("{}/v1/groups/{group}/members/{member}/heartbeat", self.base);
+        self.send(self.http.post(&url), &url).await
+    }
+
+    pub async fn leave_group(&self, group: &str, member: &str) -> Result<(), ClientError> {
+        let url = format!("{}/v1/groups/{group}/members/{member}", self.base);
+        self.send::<serde_json::Value>(self.http.delete(&url), &url)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn commit_offsets(&self, group: &str, body: &CommitBody) -> Result<(), ClientError> {
+        let url = format!("{}/v1/groups/{group}/offsets", self.base);
+        self.send::<serde_json::Value>(self.http.post(&url).json(body), &url)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn describe_group(&self, group: &str) -> Result<GroupJson, ClientError> {
+        let url = format!("{}/v1/groups/{group}", self.base);
+        self.send(self.http.get(&url), &url).await
+    }
+
+    pub async fn list_groups(&self) -> Result<GroupList, ClientError> {
+        let url = format!("{}/v1/groups", self.base);
+        self.send(self.http.get(&url), &url).await
+    }
+
+    pub async fn reset_group(
+        &self,
+        group: &str,
+        body: &ResetBody,
+    ) -> Result<OffsetsJson, ClientError> {
+        let url = format!("{}/v1/groups/{group}/offsets/reset", self.base);
+        self.send(self.http.post(&url).json(body), &url).await
+    }
+
+    pub async fn configure_queue(
+        &self,
+        group: &str,
+        body: &QueueBody,
+    ) -> Result<QueueJson, ClientError> {
+        let url = format!("{}/v1/queues/{group}", self.base);
+        self.send(self.http.put(&url).json(body), &url).await
+    }
+
+    pub async fn describe_queue(&self, group: &str) -> Result<QueueJson, ClientError> {
+        let url = format!("{}/v1/queues/{group}", self.base);
+        self.send(self.http.get(&url), &url).await
+    }
+
+    pub async fn receive(
+        &self,
+        group: &str,
+        body: &ReceiveBody,
+    ) -> Result<MessagesJson, ClientError> {
+        let url = format!("{}/v1/queues/{group}/receive", self.base);
+        self.send(self.http.post(&url).json(body), &url).await
+    }
+
+    /// `action` is `ack`, `nack` or `extend`.
+    pub async fn settle(
+        &self,
+        group: &str,
+        action: &str,
+        body: &ReceiptsBody,
+    ) -> Result<ReceiptResults, ClientError> {
+        let url = format!("{}/v1/queues/{group}/{action}", self.base);
+        self.send(self.http.post(&url).json(body), &url).await
+    }
+
+    pub async fn redrive(&self, group: &str) -> Result<RedriveJson, ClientError> {
+        let url = format!("{}/v1/queues/{group}/redrive", self.base);
+        self.send(self.http.post(&url), &url).await
+    }
+}
