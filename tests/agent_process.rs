@@ -338,3 +338,77 @@ async fn an_agent_on_localstack_s3_produces_and_consumes() {
     assert!(a.terminate().success());
     assert!(b.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_drives_groups_and_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = AgentProcess::start(dir.path().to_str().unwrap(), &[]);
+    let url = a.url.clone();
+    let run = |args: &[&str], stdin: Option<&str>| cli(&url, args, stdin);
+    assert!(run(&["topic", "create", "jobs", "--partitions", "2"], None).0);
+    assert!(run(&["produce", "jobs", "--partition", "0"], Some("a\nb\nc\n")).0);
+    // A stream group consumer resumes where the group left off.
+    let (ok, out, err) = run(&["consume", "jobs", "--group", "g1", "--max", "2"], None);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), vec!["a", "b"]);
+    let (ok, out, _) = run(&["consume", "jobs", "--group", "g1"], None);
+    assert!(ok);
+    assert_eq!(out.lines().collect::<Vec<_>>(), vec!["c"]);
+    let (ok, out, _) = run(&["group", "describe", "g1"], None);
+    assert!(ok && out.contains("g1  generation="), "{out}");
+    let (ok, _, _) = run(&["group", "reset", "g1", "--to", "earliest"], None);
+    assert!(ok);
+    let (_, out, _) = run(&["consume", "jobs", "--group", "g1"], None);
+    assert_eq!(
+        out.lines().count(),
+        3,
+        "after the reset it reads everything again"
+    );
+    // Queue: receive, nack until dead, inspect and redrive.
+    assert!(
+        run(
+            &[
+                "queue",
+                "create",
+                "w",
+                "--topic",
+                "jobs",
+                "--max-deliveries",
+                "1"
+            ],
+            None
+        )
+        .0
+    );
+    let (ok, out, _) = run(&["queue", "receive", "w", "--max", "1"], None);
+    assert!(ok);
+    let receipt = out.split('\t').next().unwrap().to_string();
+    let (ok, out, _) = run(&["queue", "nack", "w", &receipt], None);
+    assert!(ok && out.contains("ok"), "{out}");
+    let (ok, out, _) = run(
+        &[
+            "queue",
+            "receive",
+            "w",
+            "--max",
+            "5",
+            "--ack",
+            "--wait-ms",
+            "500",
+        ],
+        None,
+    );
+    assert!(ok);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (ok, out, _) = run(&["queue", "dlq", "w"], None);
+    assert!(
+        ok && out.contains("jobs/0/0") && out.contains("\ta\t"),
+        "{out}"
+    );
+    let (ok, out, _) = run(&["queue", "describe", "w"], None);
+    assert!(ok && out.contains("dead_lettered"), "{out}");
+    let (ok, out, _) = run(&["queue", "redrive", "w"], None);
+    assert!(ok && out.contains("moved 1"), "{out}");
+    let (ok, _, err) = run(&["queue", "receive", "nope"], None);
+    assert!(!ok && err.contains("unknown queue"), "{err}");
+}
