@@ -1,0 +1,386 @@
+//! Consumer groups across real agent processes on one store, with one
+//! process SIGKILLed mid-way: a stream group consumes 100k records while
+//! members join and leave; a queue group settles every message exactly once
+//! or dead-letters it; restarted agents see the same group state.
+
+mod common;
+
+use common::process::AgentProcess;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+async fn call(
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+) -> Result<(u16, Value), reqwest::Error> {
+    let mut req = reqwest::Client::new().request(method.parse().unwrap(), url);
+    if let Some(b) = body {
+        req = req.body(b.to_string());
+    }
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let v = resp.json().await.unwrap_or(Value::Null);
+    Ok((status, v))
+}
+
+async fn produce(url: &str, topic: &str, partitions: u32, per_partition: usize) {
+    for p in 0..partitions {
+        for chunk in (0..per_partition).collect::<Vec<_>>().chunks(2_000) {
+            let records: Vec<Value> = chunk
+                .iter()
+                .map(|i| json!({"value": format!("{p}:{i}"), "partition": p}))
+                .collect();
+            let (s, _) = call(
+                "POST",
+                &format!("{url}/v1/topics/{topic}/records"),
+                Some(json!({"records": records})),
+            )
+            .await
+            .unwrap();
+            assert_eq!(s, 200);
+        }
+    }
+}
+
+async fn await_topic(url: &str, topic: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while call("GET", &format!("{url}/v1/topics/{topic}"), None)
+        .await
+        .unwrap()
+        .0
+        != 200
+    {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+type Seen = Arc<parking_lot::Mutex<BTreeSet<(u64, u64)>>>;
+
+/// A stream-group member over HTTP: read owned partitions from the
+/// assigned offsets, commit, heartbeat; leave after `batches` rounds.
+/// Returns Err when its agent is gone.
+async fn member(url: String, batches: usize, seen: Seen) -> Result<(), reqwest::Error> {
+    let (_, m) = call(
+        "POST",
+        &format!("{url}/v1/groups/g/members"),
+        Some(json!({"topics": ["events"], "session_timeout_ms": 3000})),
+    )
+    .await?;
+    let mut m = m;
+    let id = m["member_id"].as_str().unwrap_or_default().to_string();
+    for _ in 0..batches {
+        let mut offsets = Vec::new();
+        for a in m["assignments"].as_array().cloned().unwrap_or_default() {
+            let (p, o) = (
+                a["partition"].as_u64().unwrap(),
+                a["offset"].as_u64().unwrap(),
+            );
+            let (s, f) = call(
+                "GET",
+                &format!(
+                    "{url}/v1/topics/events/partitions/{p}/records?offset={o}&max_records=2000"
+                ),
+                None,
+            )
+            .await?;
+            if s != 200 {
+                continue;
+            }
+            for r in f["records"].as_array().unwrap() {
+                seen.lock().insert((p, r["offset"].as_u64().unwrap()));
+            }
+            offsets.push(json!({"topic": "events", "partition": p, "offset": f["next_offset"]}));
+        }
+        let body = json!({"member_id": id, "generation": m["generation"], "offsets": offsets});
+        let (s, e) = call("POST", &format!("{url}/v1/groups/g/offsets"), Some(body)).await?;
+        assert!(s == 200 || s == 409, "commit answered {s}: {e}");
+        let (s, hb) = call(
+            "POST",
+            &format!("{url}/v1/groups/g/members/{id}/heartbeat"),
+            None,
+        )
+        .await?;
+        if s != 200 {
+            return Ok(());
+        }
+        m = hb;
+        m["member_id"] = json!(id);
+    }
+    call("DELETE", &format!("{url}/v1/groups/g/members/{id}"), None).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_group_over_three_agent_processes_consumes_100k_records_through_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().to_str().unwrap();
+    let agents: Vec<AgentProcess> = (0..3).map(|_| AgentProcess::start(store, &[])).collect();
+    let urls: Vec<String> = agents.iter().map(|a| a.url.clone()).collect();
+    call(
+        "POST",
+        &format!("{}/v1/topics", urls[0]),
+        Some(json!({"name": "events", "partitions": 5})),
+    )
+    .await
+    .unwrap();
+    produce(&urls[0], "events", 5, 20_000).await;
+    for u in &urls {
+        await_topic(u, "events").await;
+    }
+    let seen: Seen = Default::default();
+    // Committed offsets never go backwards, as seen from outside.
+    let watch_url = urls[0].clone();
+    let watcher = tokio::spawn(async move {
+        let mut last: BTreeMap<u64, u64> = BTreeMap::new();
+        for _ in 0..400 {
+            if let Ok((200, g)) = call("GET", &format!("{watch_url}/v1/groups/g"), None).await {
+                for o in g["offsets"].as_array().unwrap() {
+                    let (p, off) = (
+                        o["partition"].as_u64().unwrap(),
+                        o["offset"].as_u64().unwrap(),
+                    );
+                    let prev = last.insert(p, off).unwrap_or(0);
+                    assert!(off >= prev, "partition {p} went back from {prev} to {off}");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let mut tasks = Vec::new();
+    for (i, batches) in [(0usize, 30usize), (1, 30), (2, 30), (0, 3), (1, 2), (2, 30)] {
+        tasks.push(tokio::spawn(member(urls[i].clone(), batches, seen.clone())));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut agents = agents;
+    agents.pop().unwrap().kill(); // agent 2 dies with its members
+    for t in tasks {
+        let _ = t.await.unwrap();
+    }
+    watcher.await.unwrap();
+    // One member on a survivor finishes from the committed offsets (the
+    // dead agent's members expire after their 3 s session timeout).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.lock().len() < 100_000 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of 100000 records processed",
+            seen.lock().len()
+        );
+        member(urls[1].clone(), 20, seen.clone()).await.unwrap();
+    }
+    let s = std::mem::take(&mut *seen.lock());
+    for p in 0..5u64 {
+        for o in 0..20_000u64 {
+            assert!(s.contains(&(p, o)), "record {p}/{o} skipped");
+        }
+    }
+    // A stale generation is fenced.
+    let (_, m) = call(
+        "POST",
+        &format!("{}/v1/groups/g/members", urls[0]),
+        Some(json!({"topics": ["events"]})),
+    )
+    .await
+    .unwrap();
+    let old = m["generation"].as_u64().unwrap();
+    call(
+        "POST",
+        &format!("{}/v1/groups/g/members", urls[1]),
+        Some(json!({"topics": ["events"]})),
+    )
+    .await
+    .unwrap();
+    let body = json!({"member_id": m["member_id"], "generation": old, "offsets": [{"topic": "events", "partition": 0, "offset": 20000}]});
+    let (s, _) = call(
+        "POST",
+        &format!("{}/v1/groups/g/offsets", urls[0]),
+        Some(body),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 409);
+    // Restart every agent: the group's offsets are exactly as before.
+    let (_, before) = call("GET", &format!("{}/v1/groups/g", urls[0]), None)
+        .await
+        .unwrap();
+    for a in agents {
+        assert!(a.terminate().success());
+    }
+    let fresh = AgentProcess::start(store, &[]);
+    let (_, after) = call("GET", &format!("{}/v1/groups/g", fresh.url), None)
+        .await
+        .unwrap();
+    assert_eq!(before["offsets"], after["offsets"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_group_over_two_agent_processes_redelivers_only_unacked_after_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().to_str().unwrap();
+    let a = AgentProcess::start(store, &[]);
+    let b = AgentProcess::start(store, &[]);
+    let (ua, ub) = (a.url.clone(), b.url.clone());
+    call(
+        "POST",
+        &format!("{ua}/v1/topics"),
+        Some(json!({"name": "jobs", "partitions": 2})),
+    )
+    .await
+    .unwrap();
+    produce(&ua, "jobs", 2, 300).await;
+    let (s, _) = call(
+        "PUT",
+        &format!("{ua}/v1/queues/w"),
+        Some(json!({"topics": ["jobs"], "max_deliveries": 4, "visibility_ms": 1500})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 200);
+    await_topic(&ub, "w.dlq").await;
+    let acked: Arc<parking_lot::Mutex<BTreeMap<String, u32>>> = Default::default();
+    let deliveries: Arc<parking_lot::Mutex<BTreeSet<String>>> = Default::default();
+    let acked_at: Arc<parking_lot::Mutex<BTreeMap<String, u64>>> = Default::default();
+    let worker = |url: String, seed: u64| {
+        let (acked, deliveries, acked_at) = (acked.clone(), deliveries.clone(), acked_at.clone());
+        async move {
+            let mut n = seed;
+            let mut idle = 0;
+            while idle < 6 {
+                let Ok((200, r)) = call(
+                    "POST",
+                    &format!("{url}/v1/queues/w/receive"),
+                    Some(json!({"max_messages": 10, "wait_ms": 300})),
+                )
+                .await
+                else {
+                    return;
+                };
+                let msgs = r["messages"].as_array().cloned().unwrap_or_default();
+                idle = if msgs.is_empty() { idle + 1 } else { 0 };
+                for m in msgs {
+                    let receipt = m["receipt"].as_str().unwrap().to_string();
+                    assert!(
+                        deliveries.lock().insert(receipt.clone()),
+                        "delivery {receipt} handed out twice"
+                    );
+                    n = n
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let action = match (n >> 33) % 10 {
+                        0..=6 => "ack",
+                        7 => "nack",
+                        _ => continue,
+                    };
+                    let Ok((200, res)) = call(
+                        "POST",
+                        &format!("{url}/v1/queues/w/{action}"),
+                        Some(json!({"receipts": [receipt]})),
+                    )
+                    .await
+                    else {
+                        return;
+                    };
+                    if action == "ack" && res["results"][0]["status"] == "ok" {
+                        let msg = format!("{}/{}", m["partition"], m["offset"]);
+                        *acked.lock().entry(msg.clone()).or_default() += 1;
+                        acked_at
+                            .lock()
+                            .insert(msg, m["delivery_count"].as_u64().unwrap());
+                    }
+                }
+            }
+        }
+    };
+    let mut tasks = vec![];
+    for i in 0..4u64 {
+        let url = if i % 2 == 0 { ua.clone() } else { ub.clone() };
+        tasks.push(tokio::spawn(worker(url, i + 1)));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    b.kill(); // its workers' leases expire and go to the survivor's workers
+    for t in tasks {
+        t.await.unwrap();
+    }
+    tokio::spawn(worker(ua.clone(), 99)).await.unwrap();
+    // Wait until every message is settled.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, q) = call("GET", &format!("{ua}/v1/queues/w"), None)
+            .await
+            .unwrap();
+        let settled = q["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["ack_floor"] == 300);
+        if settled {
+            break;
+        }
+        assert!(Instant::now() < deadline, "queue never settled: {q}");
+        tokio::spawn(worker(ua.clone(), 7)).await.unwrap();
+    }
+    let (_, dlq) = call(
+        "GET",
+        &format!("{ua}/v1/topics/w.dlq/partitions/0/records?offset=0&max_records=10000"),
+        None,
+    )
+    .await
+    .unwrap();
+    let dead: BTreeSet<String> = dlq["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["headers"]["skiff-dlq-partition"].as_str().unwrap(),
+                r["headers"]["skiff-dlq-offset"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let acked = acked.lock().clone();
+    for p in 0..2 {
+        for o in 0..300 {
+            let k = format!("{p}/{o}");
+            let n = acked.get(&k).copied().unwrap_or(0);
+            assert!(n <= 1, "{k} acked {n} times");
+            assert!(
+                (n == 1) ^ dead.contains(&k),
+                "{k}: acked {n}, dead {}",
+                dead.contains(&k)
+            );
+        }
+    }
+    // Acked messages were never delivered again after their ack: no
+    // delivery of an acked message has a higher count than the acked one.
+    for receipt in deliveries.lock().iter() {
+        let parts: Vec<&str> = receipt.rsplitn(4, '/').collect();
+        let (d, o, p) = (parts[0].parse::<u64>().unwrap(), parts[1], parts[2]);
+        if let Some(at) = acked_at.lock().get(&format!("{p}/{o}")) {
+            assert!(
+                d <= *at,
+                "{p}/{o} was delivered again (delivery {d}) after its ack at delivery {at}"
+            );
+        }
+    }
+    println!(
+        "{} acked, {} dead-lettered, {} deliveries",
+        acked.len(),
+        dead.len(),
+        deliveries.lock().len()
+    );
+    let (_, before) = call("GET", &format!("{ua}/v1/queues/w"), None)
+        .await
+        .unwrap();
+    assert!(a.terminate().success());
+    let fresh = AgentProcess::start(store, &[]);
+    let (_, after) = call("GET", &format!("{}/v1/queues/w", fresh.url), None)
+        .await
+        .unwrap();
+    assert_eq!(before, after, "restart changed the queue");
+}
