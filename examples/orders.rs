@@ -102,7 +102,8 @@ async fn main() -> anyhow::Result<()> {
                 idle = 0;
                 let (mut ok, mut failed) = (Vec::new(), Vec::new());
                 for m in batch.messages {
-                    let order: Value = serde_json::from_str(m.value.as_deref().unwrap_or("{}"))?;
+                    let order: Value =
+                        serde_json::from_str(m.record.value.as_deref().unwrap_or("{}"))?;
                     if order["sku"] == "SKU-UNKNOWN" {
                         failed.push(m.receipt);
                     } else {

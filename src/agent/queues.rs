@@ -14,7 +14,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 pub const MAX_DELIVERIES_DEFAULT: u32 = 5;
@@ -40,25 +39,17 @@ pub struct ReceiveBody {
     pub wait_ms: Option<u64>,
 }
 
-/// A leased message. Keys and values that are not UTF-8 come as base64.
+/// A leased message: its receipt and origin, then the record in the fetch
+/// route's shape (offset, timestamp, key, value, headers; base64 when not
+/// UTF-8).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MessageJson {
     pub receipt: String,
     pub topic: String,
     pub partition: u32,
-    pub offset: u64,
     pub delivery_count: u32,
-    pub timestamp_ms: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_base64: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value_base64: Option<String>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub record: RecordOut,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -205,24 +196,15 @@ pub async fn receive(
     };
     let messages = msgs
         .into_iter()
-        .map(|m| {
-            let r = RecordOut::from(FetchedRecord {
+        .map(|m| MessageJson {
+            receipt: m.receipt,
+            topic: m.topic,
+            partition: m.partition,
+            delivery_count: m.delivery_count,
+            record: RecordOut::from(FetchedRecord {
                 offset: m.offset,
                 record: m.record,
-            });
-            MessageJson {
-                receipt: m.receipt,
-                topic: m.topic,
-                partition: m.partition,
-                offset: m.offset,
-                delivery_count: m.delivery_count,
-                timestamp_ms: r.timestamp_ms,
-                key: r.key,
-                key_base64: r.key_base64,
-                value: r.value,
-                value_base64: r.value_base64,
-                headers: r.headers,
-            }
+            }),
         })
         .collect();
     Ok(Json(MessagesJson { messages }))

@@ -57,9 +57,10 @@ fn print_message(m: &MessageJson, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(m)?);
     } else {
         let value = m
+            .record
             .value
             .clone()
-            .or(m.value_base64.clone().map(|b| format!("base64:{b}")))
+            .or(m.record.value_base64.clone().map(|b| format!("base64:{b}")))
             .unwrap_or_default();
         println!(
             "{}\t{}\tdelivery {}\t{value}",

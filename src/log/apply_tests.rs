@@ -332,55 +332,49 @@ fn arb_group_intent() -> impl Strategy<Value = Intent> {
     ]
 }
 
-proptest! {
-    #[test]
-    fn groups_replicas_agree_and_invariants_hold(entries in proptest::collection::vec((proptest::collection::vec(prop_oneof![arb_intent(), arb_group_intent()], 1..4), 0u64..2_000), 1..80)) {
-        let mut a = State::default();
-        let mut b = State::default();
-        let mut t = 0;
-        for (i, (intents, dt)) in entries.iter().enumerate() {
-            let seq = i as u64 + 1;
-            t += dt;
-            let e = entry(seq as u128, t, intents.clone());
-            let oa = apply(&mut a, seq, &e);
-            let ob = apply(&mut b, seq, &e);
-            prop_assert_eq!(&oa, &ob);
-            prop_assert_eq!(&a, &b);
-            if let Err(broken) = invariants::check(&a) {
-                prop_assert!(false, "after entry {}: {}", seq, broken);
-            }
-            // No message is leased twice at once: every receive's leases are
-            // distinct and none was leased (unexpired) before.
-            for o in &oa {
-                if let Outcome::Leased(ls) = o {
-                    let mut seen = std::collections::BTreeSet::new();
-                    for l in ls {
-                        prop_assert!(seen.insert((l.partition, l.offset)), "leased twice in one receive");
-                    }
+/// Apply `entries` on two replicas; both must agree and keep every
+/// invariant; leases within one receive are distinct; a checkpoint round
+/// trip gives the same state.
+fn check_replicas(entries: &[(Vec<Intent>, u64)]) -> Result<(), TestCaseError> {
+    let mut a = State::default();
+    let mut b = State::default();
+    let mut t = 0;
+    for (i, (intents, dt)) in entries.iter().enumerate() {
+        let seq = i as u64 + 1;
+        t += dt;
+        let e = entry(seq as u128, t, intents.clone());
+        let oa = apply(&mut a, seq, &e);
+        let ob = apply(&mut b, seq, &e);
+        prop_assert_eq!(&oa, &ob);
+        prop_assert_eq!(&a, &b);
+        if let Err(broken) = invariants::check(&a) {
+            prop_assert!(false, "after entry {}: {}", seq, broken);
+        }
+        for o in &oa {
+            if let Outcome::Leased(ls) = o {
+                let mut seen = std::collections::BTreeSet::new();
+                for l in ls {
+                    prop_assert!(
+                        seen.insert((l.partition, l.offset)),
+                        "leased twice in one receive"
+                    );
                 }
             }
         }
-        let bytes = a.encode_checkpoint().unwrap();
-        prop_assert_eq!(State::decode_checkpoint("c", &bytes).unwrap(), a);
+    }
+    let bytes = a.encode_checkpoint().unwrap();
+    prop_assert_eq!(State::decode_checkpoint("c", &bytes).unwrap(), a);
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn groups_replicas_agree_and_invariants_hold(entries in proptest::collection::vec((proptest::collection::vec(prop_oneof![arb_intent(), arb_group_intent()], 1..4), 0u64..2_000), 1..80)) {
+        check_replicas(&entries)?;
     }
 
     #[test]
     fn replicas_agree_and_invariants_hold(entries in proptest::collection::vec((proptest::collection::vec(arb_intent(), 1..4), 0u64..100), 1..60)) {
-        let mut a = State::default();
-        let mut b = State::default();
-        for (i, (intents, t)) in entries.iter().enumerate() {
-            let seq = i as u64 + 1;
-            let e = entry(seq as u128, *t, intents.clone());
-            let oa = apply(&mut a, seq, &e);
-            let ob = apply(&mut b, seq, &e);
-            prop_assert_eq!(&oa, &ob);
-            prop_assert_eq!(&a, &b);
-            if let Err(broken) = invariants::check(&a) {
-                prop_assert!(false, "after entry {}: {}", seq, broken);
-            }
-        }
-        // A checkpoint round trip gives the same state.
-        let bytes = a.encode_checkpoint().unwrap();
-        prop_assert_eq!(State::decode_checkpoint("c", &bytes).unwrap(), a);
+        check_replicas(&entries)?;
     }
 }
