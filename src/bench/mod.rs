@@ -6,9 +6,11 @@
 //! numbers are written down in BENCHMARKS.md, never checked in tests).
 
 mod load;
+mod queue;
 mod raw;
 mod report;
 
+pub use queue::QueueReport;
 pub use raw::{measure_raw_store, RawStoreReport};
 pub use report::{BenchReport, Percentiles};
 
@@ -40,6 +42,9 @@ pub struct BenchConfig {
     /// Agent settings for in-process agents (linger, segment size, ...).
     pub settings: Settings,
     pub progress: bool,
+    /// Measure a queue group (receive→ack, redelivery) instead of the
+    /// produce/consume load.
+    pub queue: bool,
 }
 
 /// The store the benchmark's in-process agents share.
@@ -53,8 +58,15 @@ fn bench_store(cfg: &BenchConfig) -> Result<SharedStore, String> {
     })
 }
 
+/// What a benchmark run reports.
+#[derive(Debug, Clone)]
+pub enum BenchOutput {
+    Load(Box<BenchReport>),
+    Queue(QueueReport),
+}
+
 /// Run one benchmark.
-pub async fn run(cfg: BenchConfig) -> Result<BenchReport, String> {
+pub async fn run(cfg: BenchConfig) -> Result<BenchOutput, String> {
     let mut agents = Vec::new();
     let store = match &cfg.url {
         Some(_) => None,
@@ -101,6 +113,21 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, String> {
     for c in &clients[1..] {
         load::await_topic(c, &topic).await?;
     }
+    if cfg.queue {
+        let messages = cfg.records.unwrap_or(20_000);
+        let r = queue::run(
+            &clients,
+            &topic,
+            messages,
+            cfg.consumers.max(1),
+            cfg.record_bytes,
+        )
+        .await;
+        for a in agents {
+            a.stop(5_000).await;
+        }
+        return r.map(BenchOutput::Queue);
+    }
     let nodes: Vec<_> = agents.iter().map(|a| a.node.clone()).collect();
     let before = report::Counters::read(&nodes);
     let cpu_before = report::cpu_seconds();
@@ -110,5 +137,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, String> {
     for a in agents {
         a.stop(5_000).await;
     }
-    Ok(BenchReport::build(&cfg, outcome, before, after, cpu_s, raw))
+    Ok(BenchOutput::Load(Box::new(BenchReport::build(
+        &cfg, outcome, before, after, cpu_s, raw,
+    ))))
 }

@@ -1,7 +1,7 @@
 //! `skiff bench`: flags for the load and the store, then the report (a
 //! progress bar while it runs; `--json` prints one object for scripts).
 
-use crate::bench::{run, BenchConfig};
+use crate::bench::{run, BenchConfig, BenchOutput};
 use crate::segment::Compression;
 use crate::settings::Settings;
 use std::io::IsTerminal;
@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the human report.
     #[arg(long)]
     pub json: bool,
+    /// Measure a queue group instead: receive→ack throughput over
+    /// --records messages (default 20,000) and redelivery latency.
+    #[arg(long)]
+    pub queue: bool,
 }
 
 pub async fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
@@ -84,12 +88,30 @@ pub async fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
         raw_store: a.raw_store,
         settings,
         progress: !a.json && std::io::stderr().is_terminal(),
+        queue: a.queue,
     };
-    let report = run(cfg).await.map_err(anyhow::Error::msg)?;
-    if a.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        report.print();
+    match run(cfg).await.map_err(anyhow::Error::msg)? {
+        BenchOutput::Load(report) if a.json => println!("{}", serde_json::to_string(&report)?),
+        BenchOutput::Load(report) => report.print(),
+        BenchOutput::Queue(q) if a.json => println!("{}", serde_json::to_string(&q)?),
+        BenchOutput::Queue(q) => {
+            println!(
+                "queue group      {} messages, {} consumers",
+                q.messages, q.consumers
+            );
+            println!(
+                "receive→ack      {:.0} messages/s",
+                q.receive_ack_msgs_per_s
+            );
+            println!(
+                "redelivery       {:.1} ms after a nack (p50)",
+                q.nack_redelivery_ms_p50
+            );
+            println!(
+                "                 {:.1} ms after the visibility timeout (p50)",
+                q.expiry_redelivery_ms_p50
+            );
+        }
     }
     Ok(())
 }
