@@ -92,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
                             max_messages: Some(10),
                             visibility_ms: None,
                             wait_ms: Some(300),
+                            ..ReceiveBody::default()
                         },
                     )
                     .await?;

@@ -31,12 +31,16 @@ pub struct QueueBody {
     pub in_flight_max: Option<u64>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiveBody {
     pub max_messages: Option<u32>,
     pub visibility_ms: Option<u64>,
     pub wait_ms: Option<u64>,
+    /// Creates the queue group over these topics with default settings if
+    /// it does not exist yet (first use without a PUT).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Vec<String>>,
 }
 
 /// A leased message: its receipt and origin, then the record in the fetch
@@ -178,6 +182,16 @@ pub async fn receive(
     Path(group): Path<String>,
     JsonBody(b): JsonBody<ReceiveBody>,
 ) -> Result<Json<MessagesJson>, ApiError> {
+    let exists = s.node.log().state().queues.contains_key(&group);
+    if let (false, Some(topics)) = (exists, b.topics.clone()) {
+        let config = QueueConfig {
+            topics,
+            max_deliveries: MAX_DELIVERIES_DEFAULT,
+            visibility_ms: VISIBILITY_MS_DEFAULT,
+            in_flight_max: IN_FLIGHT_MAX_DEFAULT,
+        };
+        service::configure_queue(&s.node, &group, config).await?;
+    }
     let visibility = match b.visibility_ms {
         Some(v) => v,
         None => s

@@ -75,6 +75,7 @@ async fn receive_one(
         max_messages: Some(1),
         visibility_ms: Some(visibility_ms),
         wait_ms: Some(10_000),
+        ..ReceiveBody::default()
     };
     let sent = Instant::now();
     let r = c.receive(group, &body).await.map_err(|e| e.to_string())?;
@@ -119,6 +120,7 @@ pub async fn run(
                     max_messages: Some(RECEIVE_BATCH),
                     visibility_ms: None,
                     wait_ms: Some(200),
+                    ..ReceiveBody::default()
                 };
                 let Ok(r) = c.receive(&group, &body).await else {
                     continue;

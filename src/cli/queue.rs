@@ -161,6 +161,7 @@ pub async fn run(cmd: QueueCommand, remote: &Remote) -> anyhow::Result<()> {
                         max_messages: Some(max),
                         visibility_ms,
                         wait_ms: Some(wait_ms),
+                        ..ReceiveBody::default()
                     },
                 )
                 .await?;
