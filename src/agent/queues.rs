@@ -105,6 +105,18 @@ pub struct QueueJson {
     pub partitions: Vec<QueuePartitionJson>,
 }
 
+/// The requested lease length, else the queue's configured one.
+fn visibility_or_default(s: &AppState, group: &str, requested: Option<u64>) -> u64 {
+    requested.unwrap_or_else(|| {
+        s.node
+            .log()
+            .state()
+            .queues
+            .get(group)
+            .map_or(VISIBILITY_MS_DEFAULT, |q| q.config.visibility_ms)
+    })
+}
+
 fn describe_queue(s: &AppState, group: &str) -> Result<QueueJson, ApiError> {
     use crate::groups::queue::MsgState;
     let st = s.node.log().state();
@@ -192,16 +204,7 @@ pub async fn receive(
         };
         service::configure_queue(&s.node, &group, config).await?;
     }
-    let visibility = match b.visibility_ms {
-        Some(v) => v,
-        None => s
-            .node
-            .log()
-            .state()
-            .queues
-            .get(&group)
-            .map_or(VISIBILITY_MS_DEFAULT, |q| q.config.visibility_ms),
-    };
+    let visibility = visibility_or_default(&s, &group, b.visibility_ms);
     let wait = b.wait_ms.unwrap_or(0).min(RECEIVE_WAIT_MS_MAX);
     let mut shutdown = s.shutdown.clone();
     let msgs = tokio::select! {
@@ -281,16 +284,7 @@ pub async fn extend(
     Path(group): Path<String>,
     JsonBody(b): JsonBody<ReceiptsBody>,
 ) -> Result<Json<ReceiptResults>, ApiError> {
-    let visibility = match b.visibility_ms {
-        Some(v) => v,
-        None => s
-            .node
-            .log()
-            .state()
-            .queues
-            .get(&group)
-            .map_or(VISIBILITY_MS_DEFAULT, |q| q.config.visibility_ms),
-    };
+    let visibility = visibility_or_default(&s, &group, b.visibility_ms);
     settle(
         &s,
         &group,

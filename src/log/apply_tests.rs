@@ -33,6 +33,14 @@ fn entry(id: u128, time_ms: u64, intents: Vec<Intent>) -> LogEntry {
     }
 }
 
+fn trim(log_start_offset: u64) -> Intent {
+    Intent::Trim {
+        topic: "t".into(),
+        partition: 0,
+        log_start_offset,
+    }
+}
+
 fn create(name: &str, partitions: u32) -> Intent {
     Intent::CreateTopic {
         name: name.into(),
@@ -187,48 +195,12 @@ fn trim_moves_log_start_and_drops_whole_chunks_only() {
             })],
         ),
     );
-    apply(
-        &mut s,
-        3,
-        &entry(
-            3,
-            0,
-            vec![Intent::Trim {
-                topic: "t".into(),
-                partition: 0,
-                log_start_offset: 4,
-            }],
-        ),
-    );
+    apply(&mut s, 3, &entry(3, 0, vec![trim(4)]));
     let p = s.partition("t", 0).unwrap();
     assert_eq!((p.log_start_offset, p.chunks.len()), (4, 1));
     // Trimming never goes backwards nor past the high watermark.
-    apply(
-        &mut s,
-        4,
-        &entry(
-            4,
-            0,
-            vec![Intent::Trim {
-                topic: "t".into(),
-                partition: 0,
-                log_start_offset: 1,
-            }],
-        ),
-    );
-    apply(
-        &mut s,
-        5,
-        &entry(
-            5,
-            0,
-            vec![Intent::Trim {
-                topic: "t".into(),
-                partition: 0,
-                log_start_offset: 99,
-            }],
-        ),
-    );
+    apply(&mut s, 4, &entry(4, 0, vec![trim(1)]));
+    apply(&mut s, 5, &entry(5, 0, vec![trim(99)]));
     let p = s.partition("t", 0).unwrap();
     assert_eq!(
         (p.log_start_offset, p.high_watermark, p.chunks.len()),
