@@ -189,8 +189,9 @@ impl Node {
     }
 
     /// Commit a single admin intent and return its outcome.
+    /// Commit one record-less intent with the next group commit.
     pub async fn commit_intent(&self, intent: Intent) -> Result<Outcome> {
-        let outs = self.commit_intents(vec![intent], Bytes::new()).await?;
+        let outs = self.ingester.submit(vec![intent]).await?;
         Ok(outs.into_iter().next().unwrap_or(Outcome::Done))
     }
 

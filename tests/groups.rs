@@ -20,12 +20,19 @@ use std::time::Duration;
 async fn three_agents(
     store: &skiff::store::SharedStore,
 ) -> (Vec<Arc<Node>>, Vec<Arc<skiff::store::FaultStore>>) {
+    three_agents_with(store, fast_config()).await
+}
+
+async fn three_agents_with(
+    store: &skiff::store::SharedStore,
+    config: skiff::node::NodeConfig,
+) -> (Vec<Arc<Node>>, Vec<Arc<skiff::store::FaultStore>>) {
     let mut agents = Vec::new();
     let mut faults = Vec::new();
     for i in 0..3 {
         let f = Arc::new(skiff::store::FaultStore::new(store.clone(), i));
         let shared: skiff::store::SharedStore = f.clone();
-        agents.push(node(&shared).await);
+        agents.push(node_with(&shared, config.clone(), skiff::clock::SystemClock::shared()).await);
         faults.push(f);
     }
     (agents, faults)
@@ -405,5 +412,107 @@ async fn a_stream_group_over_three_agents_processes_everything_and_fences_stale_
             .stream_groups
             .get("g")
             .map(|g| g.offsets.clone())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_receives_and_acks_survive_commit_faults() {
+    use skiff::store::{Fault, FaultRule, Op};
+    let (store, _g) = new_store("memory");
+    // Few retries, so store faults reach the commit path and the callers.
+    let mut config = fast_config();
+    config.retry.attempts_max = 2;
+    let (agents, faults) = three_agents_with(&store, config).await;
+    agents[0]
+        .create_topic("jobs", 2, TopicConfig::default())
+        .await
+        .unwrap();
+    produce_n(&agents[0], "jobs", 2, 100).await;
+    let config = QueueConfig {
+        topics: vec!["jobs".into()],
+        max_deliveries: 50,
+        visibility_ms: 200,
+        in_flight_max: 20,
+    };
+    service::configure_queue(&agents[0], "w", config)
+        .await
+        .unwrap();
+    for a in &agents {
+        a.log().catch_up().await.unwrap();
+    }
+    // Commits fail, land without an answer, or are lost, on every agent.
+    for f in &faults {
+        f.add(FaultRule::new(skiff::store::Op::Put, "log/", Fault::Unavailable).probability(0.15));
+        f.add(FaultRule::new(Op::Put, "log/", Fault::LandedButTimeout).probability(0.1));
+        f.add(FaultRule::new(Op::Put, "log/", Fault::LostTimeout).probability(0.1));
+    }
+    let acked: Arc<parking_lot::Mutex<BTreeMap<(u32, u64), usize>>> = Default::default();
+    let deliveries: Arc<parking_lot::Mutex<BTreeSet<(u32, u64, u32)>>> = Default::default();
+    let mut tasks = Vec::new();
+    for w in 0..4usize {
+        let (agent, acked, deliveries) = (agents[w % 3].clone(), acked.clone(), deliveries.clone());
+        tasks.push(tokio::spawn(async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let mut idle = 0;
+            while idle < 15 && std::time::Instant::now() < deadline {
+                let Ok(msgs) = service::receive(&agent, "w", 10, 200, 100).await else {
+                    continue;
+                };
+                idle = if msgs.is_empty() { idle + 1 } else { 0 };
+                for m in msgs {
+                    assert!(
+                        deliveries
+                            .lock()
+                            .insert((m.partition, m.offset, m.delivery_count)),
+                        "a delivery was handed out twice"
+                    );
+                    // An ack whose commit failed may or may not have landed:
+                    // only an "ok" answer counts.
+                    if let Ok(ok) =
+                        service::settle(&agent, "w", Settle::Ack, std::slice::from_ref(&m.receipt))
+                            .await
+                    {
+                        if ok[0] {
+                            *acked.lock().entry((m.partition, m.offset)).or_default() += 1;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for f in &faults {
+        f.clear();
+    }
+    let fresh = node(&store).await;
+    let q = fresh.log().state().queues["w"].clone();
+    for p in 0..2u32 {
+        assert_eq!(
+            q.partitions["jobs"][&p].floor, 100,
+            "partition {p}: every message settled"
+        );
+    }
+    let acked = acked.lock().clone();
+    assert!(acked.values().all(|n| *n == 1), "a message was acked twice");
+    assert!(
+        acked.len() > 150,
+        "only {} acks were answered ok",
+        acked.len()
+    );
+    let conflicts: u64 = agents
+        .iter()
+        .map(|a| {
+            a.log()
+                .stats()
+                .ambiguous
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
+    println!(
+        "{} acks answered ok, {} ambiguous commits",
+        acked.len(),
+        conflicts
     );
 }

@@ -6,6 +6,7 @@
 //! durable. It must not decide offsets (`apply` does) nor serve reads.
 
 mod batch;
+mod intents;
 mod pipeline;
 
 pub use batch::{ProduceRecord, ProduceRequest};

@@ -7,6 +7,7 @@
 //! `Backpressure`. It must never answer a request before its commit landed.
 
 use super::batch::{build_groups, offsets_of, Group, Pending, ProduceRequest};
+use super::intents::{self, Submitted, SUBMITTED_MAX};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::fetch::ChunkCache;
@@ -75,6 +76,7 @@ pub struct IngestStats {
 #[derive(Debug, Default)]
 struct Batch {
     pending: Vec<Pending>,
+    submitted: Vec<Submitted>,
     bytes: usize,
     opened_at: Option<tokio::time::Instant>,
 }
@@ -109,6 +111,7 @@ enum Placement {
 
 struct Flush {
     pending: Vec<Pending>,
+    submitted: Vec<Submitted>,
     groups: Vec<Group>,
     placement: Placement,
     bytes: usize,
@@ -200,6 +203,32 @@ impl Ingester {
         r
     }
 
+    /// Commit record-less intents with the next group commit; their
+    /// outcomes, in order, once the commit is durable.
+    pub async fn submit(&self, intents: Vec<Intent>) -> Result<Vec<Outcome>> {
+        let s = &self.shared;
+        if s.closing.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
+        let (reply, rx) = oneshot::channel();
+        {
+            let mut b = s.batch.lock();
+            if b.submitted.len() >= SUBMITTED_MAX {
+                s.stats.backpressured.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::Backpressure {
+                    pending_bytes: b.bytes,
+                    retry_after_ms: (s.config.linger_ms * 4).max(100),
+                });
+            }
+            if b.opened_at.is_none() {
+                b.opened_at = Some(tokio::time::Instant::now());
+            }
+            b.submitted.push(Submitted { intents, reply });
+        }
+        s.wake.notify_one();
+        rx.await.unwrap_or(Err(Error::ShuttingDown))
+    }
+
     fn validate(&self, request: &ProduceRequest) -> Result<(BTreeMap<String, u64>, usize)> {
         let cfg = &self.shared.config;
         if request.records.is_empty() {
@@ -274,10 +303,17 @@ async fn flusher(s: Arc<Shared>, tx: mpsc::Sender<Flush>) {
             continue;
         }
         let batch = std::mem::take(&mut *s.batch.lock());
-        let flush = match prepare(&s, batch.pending, batch.bytes).await {
+        let mut flush = match prepare(&s, batch.pending, batch.bytes).await {
             Ok(f) => f,
-            Err(()) => continue,
+            Err(()) => {
+                intents::fail(
+                    batch.submitted,
+                    &Error::CommitUncertain("the flush could not be encoded".into()),
+                );
+                continue;
+            }
         };
+        flush.submitted = batch.submitted;
         if tx.send(flush).await.is_err() {
             return;
         }
@@ -352,6 +388,7 @@ async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result
     };
     Ok(Flush {
         pending,
+        submitted: Vec::new(),
         groups,
         placement,
         bytes,
@@ -359,7 +396,7 @@ async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result
 }
 
 /// One error, repeated for every waiter of a failed flush.
-fn replicate(e: &Error) -> Error {
+pub(super) fn replicate(e: &Error) -> Error {
     match e {
         Error::Store(se) => Error::Store(se.clone()),
         Error::ShuttingDown => Error::ShuttingDown,
@@ -391,7 +428,10 @@ async fn committer(s: Arc<Shared>, mut rx: mpsc::Receiver<Flush>) {
 /// flush's blob starts in the entry's blob.
 async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
     let mut ready = Vec::with_capacity(flushes.len());
+    let mut submitted = Vec::new();
     for mut f in flushes {
+        // Submitted intents do not depend on the flush's segment.
+        submitted.append(&mut f.submitted);
         if let Placement::Segment { upload, .. } = &mut f.placement {
             let r = match upload.await {
                 Ok(r) => r,
@@ -405,7 +445,7 @@ async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
         }
         ready.push(f);
     }
-    if ready.is_empty() {
+    if ready.is_empty() && submitted.is_empty() {
         return;
     }
     let mut blob = BytesMut::new();
@@ -456,6 +496,7 @@ async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
             }));
         }
     }
+    intents::add_to_entry(&submitted, &mut intents);
     let entry = LogEntry {
         commit_id: new_commit_id(),
         agent_id: s.agent_id.clone(),
@@ -474,6 +515,7 @@ async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
             for f in ready {
                 fail_all(s, f.pending, f.bytes, &e);
             }
+            intents::fail(submitted, &e);
             return;
         }
     };
@@ -508,4 +550,5 @@ async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
         }
         s.bytes_unanswered.fetch_sub(f.bytes, Ordering::SeqCst);
     }
+    intents::answer(submitted, &mut outcomes);
 }
