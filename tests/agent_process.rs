@@ -412,3 +412,62 @@ async fn the_cli_drives_groups_and_queues() {
     let (ok, _, err) = run(&["queue", "receive", "nope"], None);
     assert!(!ok && err.contains("unknown queue"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_on_s3_takes_credentials_from_an_aws_profile() {
+    if !common::store_kinds().contains(&"s3") {
+        println!(
+            "SKIFF_TEST_S3_URL is not set: run through localstack/with-localstack.sh to include S3"
+        );
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/credentials"),
+        "[skiff-test]\naws_access_key_id = test\naws_secret_access_key = test\n",
+    )
+    .unwrap();
+    let base = std::env::var("SKIFF_TEST_S3_URL").unwrap();
+    let store = format!(
+        "{}/profile-{}",
+        base.trim_end_matches('/'),
+        ulid::Ulid::new()
+    );
+    let home_dir = home.path().to_str().unwrap();
+    let a = AgentProcess::start_with_env(
+        &store,
+        &[],
+        &[("HOME", home_dir), ("AWS_PROFILE", "skiff-test")],
+        &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+    );
+    let c = Client::new(&a.url);
+    create(&c, "p", 1).await;
+    c.produce(
+        "p",
+        &ProduceBody {
+            records: vec![record("via profile".into())],
+            producer: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        read_values(&c, "p", 0).await,
+        vec!["via profile".to_string()]
+    );
+    assert!(a.terminate().success());
+    // Without any credentials the agent cannot start, and says why.
+    let out = std::process::Command::new(common::process::skiff_bin())
+        .args(["agent", "--listen", "127.0.0.1:0", "--store", &store])
+        .env("HOME", home_dir)
+        .env("AWS_PROFILE", "no-such-profile")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("credentials"), "{err}");
+}

@@ -151,6 +151,10 @@ pub fn open(url: &str) -> Result<ObjectStoreBackend, StoreError> {
         if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL_S3") {
             builder = builder.with_endpoint(endpoint);
         }
+        if super::aws_chain::profile_configured() {
+            // Profiles (and SSO, credential_process) come from the SDK's chain.
+            builder = builder.with_credentials(Arc::new(super::aws_chain::AwsChain::default()));
+        }
         let s3 = builder
             .build()
             .map_err(|e| bad(format!("cannot configure S3: {e}")))?;

@@ -4,6 +4,7 @@
 //! fail and retry calls. It must not know what the objects mean: segments,
 //! log entries and checkpoints are the business of the layers above.
 
+mod aws_chain;
 mod backend;
 mod fault;
 mod instrumented;

@@ -19,7 +19,24 @@ pub fn skiff_bin() -> &'static str {
 impl AgentProcess {
     /// Start `skiff agent --listen 127.0.0.1:0 --store STORE EXTRA...`.
     pub fn start(store: &str, extra: &[&str]) -> AgentProcess {
-        let mut child = Command::new(skiff_bin())
+        Self::start_with_env(store, extra, &[], &[])
+    }
+
+    /// Like `start`, with variables set (`env`) and removed (`unset`).
+    pub fn start_with_env(
+        store: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        unset: &[&str],
+    ) -> AgentProcess {
+        let mut cmd = Command::new(skiff_bin());
+        for k in unset {
+            cmd.env_remove(k);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .args(["agent", "--listen", "127.0.0.1:0", "--store", store])
             // Test-friendly defaults that flags in `extra` may override.
             .env("SKIFF_TAIL_INTERVAL_MS", "20")
