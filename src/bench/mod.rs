@@ -9,13 +9,16 @@ mod load;
 mod queue;
 mod raw;
 mod report;
+mod startup;
 
 pub use queue::QueueReport;
 pub use raw::{measure_raw_store, RawStoreReport};
 pub use report::{BenchReport, Percentiles};
+pub use startup::StartupReport;
 
 use crate::agent::{CreateTopic, RunningAgent};
 use crate::client::Client;
+use crate::node::NodeConfig;
 use crate::settings::Settings;
 use crate::store::{LatencyProfile, LatencyStore, SharedStore};
 use std::sync::Arc;
@@ -45,17 +48,27 @@ pub struct BenchConfig {
     /// Measure a queue group (receive→ack, redelivery) instead of the
     /// produce/consume load.
     pub queue: bool,
+    /// Measure start-up with this many log entries behind the agent.
+    pub startup_entries: Option<u64>,
 }
 
-/// The store the benchmark's in-process agents share.
-fn bench_store(cfg: &BenchConfig) -> Result<SharedStore, String> {
+/// The store the benchmark's in-process agents share: the base store and
+/// the same behind the latency profile, if any.
+fn bench_stores(cfg: &BenchConfig) -> Result<(SharedStore, SharedStore), String> {
     let base: SharedStore = Arc::new(crate::store::open(&cfg.store).map_err(|e| e.to_string())?);
-    Ok(match &cfg.store_latency {
-        Some(p) if !p.is_empty() => {
-            Arc::new(LatencyStore::new(base, LatencyProfile::parse(p)?, 17))
-        }
-        _ => base,
-    })
+    let store: SharedStore = match &cfg.store_latency {
+        Some(p) if !p.is_empty() => Arc::new(LatencyStore::new(
+            base.clone(),
+            LatencyProfile::parse(p)?,
+            17,
+        )),
+        _ => base.clone(),
+    };
+    Ok((base, store))
+}
+
+fn bench_store(cfg: &BenchConfig) -> Result<SharedStore, String> {
+    Ok(bench_stores(cfg)?.1)
 }
 
 /// What a benchmark run reports.
@@ -63,10 +76,24 @@ fn bench_store(cfg: &BenchConfig) -> Result<SharedStore, String> {
 pub enum BenchOutput {
     Load(Box<BenchReport>),
     Queue(QueueReport),
+    Startup(StartupReport),
 }
 
 /// Run one benchmark.
 pub async fn run(cfg: BenchConfig) -> Result<BenchOutput, String> {
+    if let Some(n) = cfg.startup_entries {
+        if cfg.url.is_some() {
+            return Err("--startup-entries needs an in-process store (--store), not --url".into());
+        }
+        let (base, store) = bench_stores(&cfg)?;
+        let config = NodeConfig {
+            maintenance_interval_ms: 0,
+            ..cfg.settings.node_config()
+        };
+        return startup::run(base, store, n, config)
+            .await
+            .map(BenchOutput::Startup);
+    }
     let mut agents = Vec::new();
     let store = match &cfg.url {
         Some(_) => None,

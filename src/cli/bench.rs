@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// --records messages (default 20,000) and redelivery latency.
     #[arg(long)]
     pub queue: bool,
+    /// Measure start-up instead: write this many log entries (and the
+    /// checkpoints agents write), then time an agent becoming ready.
+    #[arg(long)]
+    pub startup_entries: Option<u64>,
 }
 
 pub async fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
@@ -89,10 +93,22 @@ pub async fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
         settings,
         progress: !a.json && std::io::stderr().is_terminal(),
         queue: a.queue,
+        startup_entries: a.startup_entries,
     };
     match run(cfg).await.map_err(anyhow::Error::msg)? {
         BenchOutput::Load(report) if a.json => println!("{}", serde_json::to_string(&report)?),
         BenchOutput::Load(report) => report.print(),
+        BenchOutput::Startup(r) if a.json => println!("{}", serde_json::to_string(&r)?),
+        BenchOutput::Startup(r) => {
+            println!(
+                "start-up         ready in {:.1} ms with {} log entries behind (checkpoint every {})",
+                r.ready_ms, r.entries, r.checkpoint_interval_entries
+            );
+            println!(
+                "                 {} entries replayed, {} GETs, {} LISTs",
+                r.entries_replayed, r.store_gets, r.store_lists
+            );
+        }
         BenchOutput::Queue(q) if a.json => println!("{}", serde_json::to_string(&q)?),
         BenchOutput::Queue(q) => {
             println!(

@@ -20,6 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{watch, Mutex};
 
+/// Log entries fetched concurrently at most while catching up (bounds the
+/// bytes in flight to this many entries).
+const READ_AHEAD_MAX: u64 = 256;
+/// The first read-ahead window after an interrupted view (start-up): a
+/// restart is usually hundreds of entries behind its checkpoint.
+const READ_AHEAD_AFTER_GAP: u64 = 32;
+
 /// Commit-log settings.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -183,20 +190,38 @@ impl CommitLog {
                 }
             }
         }
+        // Read ahead exponentially: one GET when current (the common tail
+        // poll), doubling while entries keep coming, so catching up on n
+        // entries costs about log2(n) + n/READ_AHEAD_MAX round trips.
+        let mut window = if continuous { 1 } else { READ_AHEAD_AFTER_GAP };
         loop {
-            let seq = self.head() + 1;
-            let key = log_key(seq);
-            match self.store.get(&key).await {
-                Ok(bytes) => {
-                    let e = EncodedEntry::decode(&key, bytes)?;
-                    self.apply_entry(seq, &e);
-                }
-                Err(e) if e.is_not_found() => break,
-                Err(e) => {
-                    self.confirm(cur, None);
-                    return Err(e.into());
+            let from = self.head() + 1;
+            let gets = (from..from + window).map(|seq| {
+                let store = self.store.clone();
+                async move { (seq, store.get(&log_key(seq)).await) }
+            });
+            let results = futures::future::join_all(gets).await;
+            let mut reached_head = false;
+            for (seq, r) in results {
+                match r {
+                    Ok(bytes) => {
+                        let e = EncodedEntry::decode(&log_key(seq), bytes)?;
+                        self.apply_entry(seq, &e);
+                    }
+                    Err(e) if e.is_not_found() => {
+                        reached_head = true;
+                        break;
+                    }
+                    Err(e) => {
+                        self.confirm(cur, None);
+                        return Err(e.into());
+                    }
                 }
             }
+            if reached_head {
+                break;
+            }
+            window = (window * 2).min(READ_AHEAD_MAX);
         }
         self.confirm(cur, Some(started));
         Ok(())
