@@ -144,7 +144,31 @@ async fn sigterm_commits_and_answers_accepted_requests_then_exits_zero() {
             .map(|r| (v, r.offsets[0].offset))
         }));
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // SIGTERM lands while accepted requests wait in the batch: wait until
+    // the agent reports unanswered bytes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = reqwest::get(format!("{}/metrics", a.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let waiting = m
+            .lines()
+            .find(|l| l.starts_with("skiff_ingest_bytes_unanswered "))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if waiting > 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no request ever reached the batch"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let status = a.terminate();
     assert!(status.success(), "exit status {status:?}");
     let mut acked = Vec::new();
@@ -198,7 +222,11 @@ async fn sigkill_mid_load_loses_nothing_acked() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.lock().len() < 30 {
+        assert!(Instant::now() < deadline, "the load never got going");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     a.kill();
     for t in tasks {
         t.await.unwrap();
