@@ -137,8 +137,16 @@ async fn a_queue_group_over_three_agents_settles_every_message_once_or_dead_lett
             }
         }));
     }
-    // Kill one agent mid-way: its leases must be redelivered by the others.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Kill one agent mid-way (a fifth of the messages delivered): its
+    // leases must be redelivered by the others.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while history.lock().deliveries.len() < 60 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "receiving never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     faults[2].crash();
     for t in tasks {
         t.await.unwrap();
@@ -330,9 +338,16 @@ async fn a_stream_group_over_three_agents_processes_everything_and_fences_stale_
             }
         }
     });
-    // Kill the third agent mid-way: its members stop heartbeating and lose
-    // their partitions after the session timeout.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Kill the third agent mid-way (a tenth processed): its members stop
+    // heartbeating and lose their partitions after the session timeout.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while processed.lock().len() < 1_200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "consumption never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     faults[2].crash();
     let mut results = Vec::new();
     for t in tasks {
@@ -352,7 +367,14 @@ async fn a_stream_group_over_three_agents_processes_everything_and_fences_stale_
         .await
         .unwrap();
     let mut a = a;
-    for _ in 0..100 {
+    // Until it owns every partition (the killed agent's members expire
+    // after their 5 s session) and finds nothing new.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group never took over every partition"
+        );
         let owned = service::owned(&agents[0], "g", &a);
         let total: usize = owned.len();
         let mut moved = false;
@@ -379,9 +401,25 @@ async fn a_stream_group_over_three_agents_processes_everything_and_fences_stale_
         if total == 6 && !moved {
             break;
         }
+        if !moved {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         a = service::heartbeat(&agents[0], "g", &member).await.unwrap();
     }
     let p = std::mem::take(&mut *processed.lock());
+    for part in 0..6u32 {
+        let missing: Vec<u64> = (0..per_partition as u64)
+            .filter(|o| !p.contains(&(part, *o)))
+            .collect();
+        if !missing.is_empty() {
+            eprintln!(
+                "partition {part}: {} missing, first {:?} last {:?}",
+                missing.len(),
+                missing.first(),
+                missing.last()
+            );
+        }
+    }
     for part in 0..6u32 {
         for o in 0..per_partition as u64 {
             assert!(p.contains(&(part, o)), "record {part}/{o} was skipped");

@@ -155,7 +155,12 @@ async fn a_stream_group_over_three_agent_processes_consumes_100k_records_through
         tasks.push(tokio::spawn(member(urls[i].clone(), batches, seen.clone())));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Kill mid-way: once a tenth of the records are processed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.lock().len() < 10_000 {
+        assert!(Instant::now() < deadline, "consumption never got going");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let mut agents = agents;
     agents.pop().unwrap().kill(); // agent 2 dies with its members
     for t in tasks {
@@ -301,7 +306,12 @@ async fn a_queue_group_over_two_agent_processes_redelivers_only_unacked_after_a_
         let url = if i % 2 == 0 { ua.clone() } else { ub.clone() };
         tasks.push(tokio::spawn(worker(url, i + 1)));
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Kill mid-way: once a sixth of the messages were delivered.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while deliveries.lock().len() < 100 {
+        assert!(Instant::now() < deadline, "receiving never got going");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     b.kill(); // its workers' leases expire and go to the survivor's workers
     for t in tasks {
         t.await.unwrap();
