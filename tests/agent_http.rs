@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::http::{call, create_topic};
 use common::*;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -31,27 +32,6 @@ async fn agent() -> (RunningAgent, String) {
         ..Settings::default()
     })
     .await
-}
-
-async fn call(
-    method: &str,
-    url: &str,
-    body: Option<Value>,
-) -> (u16, Value, reqwest::header::HeaderMap) {
-    let c = reqwest::Client::new();
-    let mut req = c.request(method.parse().unwrap(), url);
-    if let Some(b) = body {
-        req = req.body(b.to_string());
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        headers,
-    )
 }
 
 fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
@@ -157,12 +137,7 @@ async fn topics_produce_and_fetch_follow_the_contract() {
 async fn atomic_produce_across_topics() {
     let (a, url) = agent().await;
     for t in ["a", "b"] {
-        call(
-            "POST",
-            &format!("{url}/v1/topics"),
-            Some(json!({"name": t, "partitions": 1})),
-        )
-        .await;
+        create_topic(&url, t, 1).await;
     }
     let (s, r, _) = call("POST", &format!("{url}/v1/records"), Some(json!({"records": [
         {"topic": "a", "value": "1"}, {"topic": "b", "value": "2"}, {"topic": "a", "value": "3"}]}))).await;
@@ -195,12 +170,7 @@ async fn bad_input_gets_the_documented_4xx() {
         ..Settings::default()
     })
     .await;
-    call(
-        "POST",
-        &format!("{url}/v1/topics"),
-        Some(json!({"name": "t", "partitions": 2})),
-    )
-    .await;
+    create_topic(&url, "t", 2).await;
     call(
         "POST",
         &format!("{url}/v1/topics/t/records"),
@@ -409,12 +379,7 @@ async fn a_full_batch_answers_429_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_garbage_makes_the_agent_answer_5xx() {
     let (a, url) = agent().await;
-    call(
-        "POST",
-        &format!("{url}/v1/topics"),
-        Some(json!({"name": "t", "partitions": 2})),
-    )
-    .await;
+    create_topic(&url, "t", 2).await;
     let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
     let paths = [
         "/v1/topics",
@@ -468,12 +433,7 @@ async fn no_garbage_makes_the_agent_answer_5xx() {
 async fn websocket_subscribe_streams_records_as_they_commit() {
     use futures::StreamExt;
     let (a, url) = agent().await;
-    call(
-        "POST",
-        &format!("{url}/v1/topics"),
-        Some(json!({"name": "t", "partitions": 1})),
-    )
-    .await;
+    create_topic(&url, "t", 1).await;
     call(
         "POST",
         &format!("{url}/v1/topics/t/records"),
@@ -520,12 +480,7 @@ async fn websocket_subscribe_streams_records_as_they_commit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_documents_exactly_the_served_routes_and_ops_endpoints_answer() {
     let (a, url) = agent().await;
-    call(
-        "POST",
-        &format!("{url}/v1/topics"),
-        Some(json!({"name": "t", "partitions": 1})),
-    )
-    .await;
+    create_topic(&url, "t", 1).await;
     let (s, doc, _) = call("GET", &format!("{url}/openapi.json"), None).await;
     assert_eq!(s, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));

@@ -10,6 +10,21 @@ use skiff::agent::{CreateTopic, ProduceBody, RecordIn};
 use skiff::client::Client;
 use std::time::{Duration, Instant};
 
+/// One gauge or counter from an agent's `/metrics` (0 when absent).
+async fn metric(url: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn record(v: String) -> RecordIn {
     RecordIn {
         value: Some(v),
@@ -94,7 +109,12 @@ async fn any_agent_serves_any_read_and_long_polls_wake_across_processes() {
         let cb = cb.clone();
         async move { cb.fetch("t", 0, 0, 10, 20_000).await.unwrap() }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Produce only once the poll is parked at the high-water mark on B.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(&b.url, "skiff_fetch_long_polls_waiting").await < 1.0 {
+        assert!(Instant::now() < deadline, "the long poll never parked");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let committed_at = Instant::now();
     ca.produce(
         "t",
@@ -148,19 +168,7 @@ async fn sigterm_commits_and_answers_accepted_requests_then_exits_zero() {
     // the agent reports unanswered bytes.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let m = reqwest::get(format!("{}/metrics", a.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let waiting = m
-            .lines()
-            .find(|l| l.starts_with("skiff_ingest_bytes_unanswered "))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
-        if waiting > 0.0 {
+        if metric(&a.url, "skiff_ingest_bytes_unanswered").await > 0.0 {
             break;
         }
         assert!(

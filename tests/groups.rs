@@ -313,6 +313,8 @@ async fn a_stream_group_over_three_agents_processes_everything_and_fences_stale_
         tasks.push(tokio::spawn(async move {
             consumer(agent, budget, processed).await
         }));
+        // Spread the joins over time so rebalances interleave with work;
+        // no assertion depends on this pause.
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     // Committed offsets never go backwards, observed from outside.

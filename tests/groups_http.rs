@@ -1,6 +1,8 @@
 //! The groups and queues HTTP contract, in process: the documented shapes,
 //! fencing as 409, stale receipts, dead letters with their headers, redrive.
 
+mod common;
+
 use serde_json::{json, Value};
 use skiff::agent::RunningAgent;
 use skiff::settings::Settings;
@@ -19,17 +21,8 @@ async fn agent() -> (RunningAgent, String) {
 }
 
 async fn call(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().request(method.parse().unwrap(), url);
-    if let Some(b) = body {
-        req = req.body(b.to_string());
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let (s, v, _) = common::http::call(method, url, body).await;
+    (s, v)
 }
 
 async fn setup(url: &str, topic: &str, partitions: u32, values: usize) {

@@ -16,14 +16,9 @@ async fn call(
     url: &str,
     body: Option<Value>,
 ) -> Result<(u16, Value), reqwest::Error> {
-    let mut req = reqwest::Client::new().request(method.parse().unwrap(), url);
-    if let Some(b) = body {
-        req = req.body(b.to_string());
-    }
-    let resp = req.send().await?;
-    let status = resp.status().as_u16();
-    let v = resp.json().await.unwrap_or(Value::Null);
-    Ok((status, v))
+    common::http::try_call(method, url, body)
+        .await
+        .map(|(s, v, _)| (s, v))
 }
 
 async fn produce(url: &str, topic: &str, partitions: u32, per_partition: usize) {
@@ -153,6 +148,8 @@ async fn a_stream_group_over_three_agent_processes_consumes_100k_records_through
     let mut tasks = Vec::new();
     for (i, batches) in [(0usize, 30usize), (1, 30), (2, 30), (0, 3), (1, 2), (2, 30)] {
         tasks.push(tokio::spawn(member(urls[i].clone(), batches, seen.clone())));
+        // Spread the joins over time so rebalances interleave with work;
+        // no assertion depends on this pause.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Kill mid-way: once a tenth of the records are processed.

@@ -38,6 +38,8 @@ fn build_request(
     let now_ms = s.node.now_ms() as i64;
     let sticky = s.round_robin.fetch_add(1, Ordering::Relaxed);
     let mut records = Vec::with_capacity(body.records.len());
+    let mut partition_counts: std::collections::HashMap<String, u32> =
+        std::collections::HashMap::new();
     for (i, r) in body.records.into_iter().enumerate() {
         let topic = match (default_topic, r.topic.as_deref()) {
             (Some(t), None) => t.to_string(),
@@ -54,7 +56,15 @@ fn build_request(
                 )))
             }
         };
-        let partitions = s.node.topic(&topic)?.partitions;
+        // One lookup per topic, not per record (this is the produce hot path).
+        let partitions = match partition_counts.get(&topic) {
+            Some(n) => *n,
+            None => {
+                let n = s.node.topic(&topic)?.partitions;
+                partition_counts.insert(topic.clone(), n);
+                n
+            }
+        };
         let explicit = r.partition;
         let record = r.into_record(i, now_ms)?;
         let partition = match (explicit, &record.key) {

@@ -59,6 +59,23 @@ pub struct FetchResult {
     pub log_start_offset: u64,
 }
 
+/// Counts fetches parked at the high-water mark (`/metrics`:
+/// `skiff_fetch_long_polls_waiting`) for as long as the guard lives.
+struct LongPollGauge;
+
+impl LongPollGauge {
+    fn enter() -> Self {
+        metrics::gauge!("skiff_fetch_long_polls_waiting").increment(1.0);
+        LongPollGauge
+    }
+}
+
+impl Drop for LongPollGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("skiff_fetch_long_polls_waiting").decrement(1.0);
+    }
+}
+
 #[derive(Debug)]
 pub struct Reader {
     log: Arc<CommitLog>,
@@ -112,6 +129,7 @@ impl Reader {
             if req.offset < hwm || wait.is_zero() {
                 break (ls, hwm, chunks);
             }
+            let _waiting = LongPollGauge::enter();
             match tokio::time::timeout_at(deadline, head.changed()).await {
                 Ok(Ok(())) => continue,
                 _ => break (ls, hwm, chunks),

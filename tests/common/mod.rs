@@ -3,6 +3,7 @@
 //! read-back helpers, and the history checker.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod process;
 
 use bytes::Bytes;

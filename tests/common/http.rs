@@ -1,0 +1,43 @@
+//! One raw HTTP call helper for the tests that speak JSON to an agent:
+//! status, body (JSON, or the text as a JSON string), headers.
+
+use serde_json::Value;
+
+pub type Answer = (u16, Value, reqwest::header::HeaderMap);
+
+/// Send `body` (if any) with `method` to `url`; an error only when the
+/// agent cannot be reached.
+pub async fn try_call(
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+) -> Result<Answer, reqwest::Error> {
+    let mut req = reqwest::Client::new().request(method.parse().expect("HTTP method"), url);
+    if let Some(b) = body {
+        req = req.body(b.to_string());
+    }
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await?;
+    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, v, headers))
+}
+
+/// `try_call` for an agent that must answer.
+pub async fn call(method: &str, url: &str, body: Option<Value>) -> Answer {
+    try_call(method, url, body)
+        .await
+        .expect("the agent answers")
+}
+
+/// `POST /v1/topics`, asserting 201.
+pub async fn create_topic(url: &str, name: &str, partitions: u32) {
+    let (s, body, _) = call(
+        "POST",
+        &format!("{url}/v1/topics"),
+        Some(serde_json::json!({"name": name, "partitions": partitions})),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+}
