@@ -355,8 +355,12 @@ async fn tail_loop(node: std::sync::Weak<Node>, interval_ms: u64) {
     loop {
         tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
         let Some(node) = node.upgrade() else { return };
-        match node.log.catch_up().await {
-            Ok(_) => backoff_ms = interval_ms.max(1),
+        let tailed = match node.log.catch_up().await {
+            Ok(_) => node.log.fill_holes(&node.agent_id).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match tailed {
+            Ok(()) => backoff_ms = interval_ms.max(1),
             Err(e) => {
                 tracing::warn!(error = %e, "tailing the log failed; backing off");
                 backoff_ms = (backoff_ms * 2).min(5_000);

@@ -30,6 +30,9 @@ pub struct Settings {
     pub segment_bytes_target: usize,
     /// Accepted-but-uncommitted bytes past which produce answers 429.
     pub batch_bytes_max: usize,
+    /// Log entries one agent has in flight at once (pipelined commits): an
+    /// ack then waits for its own round trip, not for the previous one's.
+    pub commits_in_flight_max: usize,
     /// Flushes up to this size are stored inside the commit-log entry: one
     /// store round trip per ack instead of two.
     pub inline_bytes_max: usize,
@@ -68,6 +71,7 @@ impl Default for Settings {
             linger_ms: n.ingest.linger_ms,
             segment_bytes_target: n.ingest.segment_bytes_target,
             batch_bytes_max: n.ingest.batch_bytes_max,
+            commits_in_flight_max: n.ingest.commits_in_flight_max,
             inline_bytes_max: n.ingest.inline_bytes_max,
             cache_bytes_max: n.cache_bytes_max,
             record_bytes_max: n.ingest.record_bytes_max,
@@ -125,6 +129,7 @@ impl Settings {
                 linger_ms: self.linger_ms,
                 segment_bytes_target: self.segment_bytes_target,
                 batch_bytes_max: self.batch_bytes_max,
+                commits_in_flight_max: self.commits_in_flight_max.max(1),
                 inline_bytes_max: self.inline_bytes_max,
                 record_bytes_max: self.record_bytes_max,
                 request_bytes_max: self.request_bytes_max,

@@ -27,6 +27,8 @@ pub struct AgentArgs {
     pub segment_bytes_target: Option<usize>,
     #[arg(long, env = "SKIFF_BATCH_BYTES_MAX")]
     pub batch_bytes_max: Option<usize>,
+    #[arg(long, env = "SKIFF_COMMITS_IN_FLIGHT_MAX")]
+    pub commits_in_flight_max: Option<usize>,
     #[arg(long, env = "SKIFF_INLINE_BYTES_MAX")]
     pub inline_bytes_max: Option<usize>,
     #[arg(long, env = "SKIFF_CACHE_BYTES_MAX")]
@@ -80,6 +82,7 @@ impl AgentArgs {
             linger_ms,
             segment_bytes_target,
             batch_bytes_max,
+            commits_in_flight_max,
             inline_bytes_max,
             cache_bytes_max,
             record_bytes_max,

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 /// Write-path settings.
@@ -43,6 +43,9 @@ pub struct IngestConfig {
     pub flushes_in_flight_max: usize,
     /// Flushes folded into one log entry at most.
     pub entry_flushes_max: usize,
+    /// Log entries this agent has in flight at once (pipelining, DESIGN
+    /// §4.1): with one, every flush also waits for the previous commit.
+    pub commits_in_flight_max: usize,
     pub compression: Compression,
 }
 
@@ -57,6 +60,7 @@ impl Default for IngestConfig {
             request_bytes_max: 32 << 20,
             flushes_in_flight_max: 4,
             entry_flushes_max: 16,
+            commits_in_flight_max: 4,
             compression: Compression::None,
         }
     }
@@ -411,8 +415,16 @@ fn fail_all(s: &Shared, pending: Vec<Pending>, bytes: usize, e: &Error) {
     s.bytes_unanswered.fetch_sub(bytes, Ordering::SeqCst);
 }
 
+/// Starts a commit for every flush as soon as one of the
+/// `commits_in_flight_max` slots is free, folding in whatever else became
+/// ready while it waited; on shutdown, waits for every commit to answer.
 async fn committer(s: Arc<Shared>, mut rx: mpsc::Receiver<Flush>) {
+    let slots_max = s.config.commits_in_flight_max.max(1);
+    let slots = Arc::new(Semaphore::new(slots_max));
     while let Some(first) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let mut flushes = vec![first];
         while flushes.len() < s.config.entry_flushes_max.max(1) {
             match rx.try_recv() {
@@ -420,8 +432,13 @@ async fn committer(s: Arc<Shared>, mut rx: mpsc::Receiver<Flush>) {
                 Err(_) => break,
             }
         }
-        commit_flushes(&s, flushes).await;
+        let s = s.clone();
+        tokio::spawn(async move {
+            commit_flushes(&s, flushes).await;
+            drop(slot);
+        });
     }
+    let _all = slots.acquire_many(slots_max as u32).await;
 }
 
 /// Inline blobs of several flushes are concatenated; this is where one

@@ -1,31 +1,29 @@
-//! Committing and tailing. [`CommitLog`] holds one agent's view of the log
-//! (state up to `seq`), learns of other writers' entries by GETting
-//! `log/<seq+1>` until not-found, and commits an entry by create-if-absent at
-//! `seq+1`, applying the winner and retrying the same bytes on a conflict.
-//! It keeps "no commit into a hole" (DESIGN §4.4): it writes only with a view
-//! confirmed within `view_ttl_ms`, re-reads the newest checkpoint whenever
-//! its observation of the log was interrupted for longer than that, and
-//! refuses to ack a write that completed too late to be safe. It must not
-//! decide outcomes (that is `apply`) or batch work (that is `ingest`).
+//! Committing. [`CommitLog`] holds one agent's view of the log (state up to
+//! `seq`) and commits entries by create-if-absent at the next free slot,
+//! several at a time (DESIGN §4.1): each attempt takes a slot from the
+//! [`Sequencer`], a conflict hands it the winner's entry and a new slot, and
+//! an entry's outcomes are answered once `apply` has reached it, so entries
+//! landing out of order are acked in order. It keeps "no commit into a
+//! hole" (docs/design/0002): it writes only with a view confirmed within
+//! `view_ttl_ms`, and answers no commit whose write or outcome came later
+//! than `view_ttl_ms + commit_put_max_ms` after that confirmation. Learning
+//! other writers' entries is `tail.rs`; it must not decide outcomes (that is
+//! `apply`) or batch work (that is `ingest`).
 
 use super::apply::{apply, Outcome};
-use super::entry::{log_key, EncodedEntry};
+use super::entry::{log_key, EncodedEntry, Intent, LogEntry};
 use super::invariants;
+use super::sequencer::Sequencer;
 use super::state::{checkpoint_key, State};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::store::{create_resolving, Created, PutMode, SharedStore, StoreErrorKind};
-use parking_lot::RwLock;
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::{watch, Mutex};
-
-/// Log entries fetched concurrently at most while catching up (bounds the
-/// bytes in flight to this many entries).
-const READ_AHEAD_MAX: u64 = 256;
-/// The first read-ahead window after an interrupted view (start-up): a
-/// restart is usually hundreds of entries behind its checkpoint.
-const READ_AHEAD_AFTER_GAP: u64 = 32;
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
 
 /// Commit-log settings.
 #[derive(Debug, Clone)]
@@ -53,6 +51,13 @@ impl Default for LogConfig {
     }
 }
 
+impl LogConfig {
+    /// How long after its view was confirmed a commit may still be acked.
+    pub fn ack_budget_ms(&self) -> u64 {
+        self.view_ttl_ms + self.commit_put_max_ms
+    }
+}
+
 /// Counters about this agent's use of the log.
 #[derive(Debug, Default)]
 pub struct LogStats {
@@ -62,6 +67,8 @@ pub struct LogStats {
     pub entries_applied: AtomicU64,
     pub checkpoints_written: AtomicU64,
     pub refreshes: AtomicU64,
+    /// Commits of ours that landed ahead of a gap and waited for it.
+    pub landed_ahead: AtomicU64,
 }
 
 /// A landed commit: where it landed and what `apply` made of each intent.
@@ -71,25 +78,21 @@ pub struct Committed {
     pub outcomes: Vec<Outcome>,
 }
 
-#[derive(Debug, Default)]
-struct Cursor {
-    /// Monotonic ms at which `seq + 1` was last seen absent (observation
-    /// started), if the view is continuous since then.
-    confirmed_at_ms: Option<u64>,
-}
-
 #[derive(Debug)]
 pub struct CommitLog {
-    store: SharedStore,
-    clock: SharedClock,
-    config: LogConfig,
-    state: RwLock<State>,
-    cursor: Mutex<Cursor>,
-    head_tx: watch::Sender<u64>,
-    stats: LogStats,
-    /// Mirror of the cursor's confirmation time for lock-free readiness
-    /// checks (`u64::MAX`: not confirmed).
-    confirmed_at_ms: AtomicU64,
+    pub(super) store: SharedStore,
+    pub(super) clock: SharedClock,
+    pub(super) config: LogConfig,
+    pub(super) state: RwLock<State>,
+    /// Lock order: `sequencer`, then `state`.
+    pub(super) sequencer: Mutex<Sequencer>,
+    /// One refresh at a time.
+    pub(super) refreshing: tokio::sync::Mutex<()>,
+    pub(super) head_tx: watch::Sender<u64>,
+    pub(super) stats: LogStats,
+    /// Monotonic ms at which `head + 1` was last seen absent, if the view is
+    /// continuous since then (`u64::MAX`: not confirmed).
+    pub(super) confirmed_at_ms: AtomicU64,
 }
 
 impl CommitLog {
@@ -105,15 +108,13 @@ impl CommitLog {
             clock,
             config,
             state: RwLock::new(State::default()),
-            cursor: Mutex::new(Cursor::default()),
+            sequencer: Mutex::new(Sequencer::default()),
+            refreshing: tokio::sync::Mutex::new(()),
             head_tx,
             stats: LogStats::default(),
             confirmed_at_ms: AtomicU64::new(u64::MAX),
         });
-        {
-            let mut cur = log.cursor.lock().await;
-            log.refresh(&mut cur).await?;
-        }
+        log.catch_up().await?;
         Ok(log)
     }
 
@@ -131,20 +132,6 @@ impl CommitLog {
         self.head_tx.subscribe()
     }
 
-    /// How long ago the view of the log was last confirmed current.
-    pub fn view_age_ms(&self) -> Option<u64> {
-        match self.confirmed_at_ms.load(Ordering::Relaxed) {
-            u64::MAX => None,
-            t => Some(self.clock.mono_ms().saturating_sub(t)),
-        }
-    }
-
-    fn confirm(&self, cur: &mut Cursor, at_ms: Option<u64>) {
-        cur.confirmed_at_ms = at_ms;
-        self.confirmed_at_ms
-            .store(at_ms.unwrap_or(u64::MAX), Ordering::Relaxed);
-    }
-
     pub fn stats(&self) -> &LogStats {
         &self.stats
     }
@@ -153,78 +140,21 @@ impl CommitLog {
         &self.config
     }
 
-    /// Apply every entry other writers have committed since our head.
-    pub async fn catch_up(&self) -> Result<u64> {
-        let mut cur = self.cursor.lock().await;
-        self.refresh(&mut cur).await?;
-        Ok(self.head())
-    }
-
-    /// The newest checkpoint that decodes, if any.
-    pub(crate) async fn newest_checkpoint(&self) -> Result<Option<State>> {
-        let mut list = self.store.list("checkpoints/").await?;
-        while let Some(info) = list.pop() {
-            let bytes = self.store.get(&info.key).await?;
-            match State::decode_checkpoint(&info.key, &bytes) {
-                Ok(s) => return Ok(Some(s)),
-                Err(e) => tracing::error!(error = %e, "skipping unreadable checkpoint"),
-            }
-        }
-        Ok(None)
-    }
-
-    async fn refresh(&self, cur: &mut Cursor) -> Result<()> {
-        let started = self.clock.mono_ms();
-        let continuous = cur
-            .confirmed_at_ms
-            .is_some_and(|t| started.saturating_sub(t) <= self.config.view_ttl_ms);
-        if !continuous {
-            // Entries behind the newest checkpoint may have been GC'd while we
-            // were not looking: never trust "not found" until we are past it.
-            self.stats.refreshes.fetch_add(1, Ordering::Relaxed);
-            if let Some(ckpt) = self.newest_checkpoint().await? {
-                if ckpt.seq > self.head() {
-                    tracing::info!(seq = ckpt.seq, "loading checkpoint");
-                    *self.state.write() = ckpt;
-                    self.head_tx.send_replace(self.head());
+    /// Record what sits at `slot` and apply every entry that is now next,
+    /// answering our own commits among them.
+    pub(super) fn learn(&self, slot: u64, entry: EncodedEntry) {
+        let mut sq = self.sequencer.lock();
+        sq.learn(self.head(), slot, entry);
+        while let Some(e) = sq.next_ready(self.head()) {
+            let seq = self.head() + 1;
+            let outcomes = self.apply_entry(seq, &e);
+            if let Some(waiter) = sq.take_waiter(e.entry.commit_id) {
+                if seq % self.config.checkpoint_interval_entries.max(1) == 0 {
+                    self.spawn_checkpoint();
                 }
+                let _ = waiter.send(Committed { seq, outcomes });
             }
         }
-        // Read ahead exponentially: one GET when current (the common tail
-        // poll), doubling while entries keep coming, so catching up on n
-        // entries costs about log2(n) + n/READ_AHEAD_MAX round trips.
-        let mut window = if continuous { 1 } else { READ_AHEAD_AFTER_GAP };
-        loop {
-            let from = self.head() + 1;
-            let gets = (from..from + window).map(|seq| {
-                let store = self.store.clone();
-                async move { (seq, store.get(&log_key(seq)).await) }
-            });
-            let results = futures::future::join_all(gets).await;
-            let mut reached_head = false;
-            for (seq, r) in results {
-                match r {
-                    Ok(bytes) => {
-                        let e = EncodedEntry::decode(&log_key(seq), bytes)?;
-                        self.apply_entry(seq, &e);
-                    }
-                    Err(e) if e.is_not_found() => {
-                        reached_head = true;
-                        break;
-                    }
-                    Err(e) => {
-                        self.confirm(cur, None);
-                        return Err(e.into());
-                    }
-                }
-            }
-            if reached_head {
-                break;
-            }
-            window = (window * 2).min(READ_AHEAD_MAX);
-        }
-        self.confirm(cur, Some(started));
-        Ok(())
     }
 
     fn apply_entry(&self, seq: u64, e: &EncodedEntry) -> Vec<Outcome> {
@@ -241,45 +171,73 @@ impl CommitLog {
         out
     }
 
-    /// Commit `entry` at the next free sequence and return its outcomes.
-    /// On `Err`, the entry was not acknowledged; it may still become visible
-    /// later (`CommitUncertain`), so clients retry idempotently.
+    /// Commit `entry` at the next free slot and return its outcomes once
+    /// every entry before it is known. Safe to call concurrently: entries
+    /// are pipelined. On `Err`, the entry was not acknowledged; it may still
+    /// become visible later (`CommitUncertain`), so clients retry
+    /// idempotently.
     pub async fn commit(&self, entry: &EncodedEntry) -> Result<Committed> {
-        let mut cur = self.cursor.lock().await;
-        let mut timeouts = 0;
-        loop {
-            let now = self.clock.mono_ms();
-            let fresh = cur
-                .confirmed_at_ms
-                .is_some_and(|t| now.saturating_sub(t) <= self.config.view_ttl_ms);
-            if !fresh {
-                self.refresh(&mut cur).await?;
+        let id = entry.entry.commit_id;
+        let (tx, rx) = oneshot::channel();
+        self.sequencer.lock().wait_for(id, tx);
+        let landed = self.place(entry).await;
+        let (slot, confirmed_at) = match landed {
+            Ok(l) => l,
+            Err(e) => {
+                self.sequencer.lock().take_waiter(id);
+                return Err(e);
             }
-            let confirmed_at = cur.confirmed_at_ms.unwrap_or(now);
-            let seq = self.head() + 1;
-            let key = log_key(seq);
+        };
+        let budget = self.config.ack_budget_ms();
+        let left = budget.saturating_sub(self.clock.mono_ms().saturating_sub(confirmed_at));
+        let answer = tokio::time::timeout(Duration::from_millis(left), rx).await;
+        self.sequencer.lock().take_waiter(id);
+        let took = self.clock.mono_ms().saturating_sub(confirmed_at);
+        match answer {
+            Ok(Ok(c)) if took <= budget => Ok(c),
+            _ => Err(Error::CommitUncertain(format!(
+                "{} landed but the entries before it were not known within {budget} ms; not acked",
+                log_key(slot)
+            ))),
+        }
+    }
+
+    /// Write `entry` into a free slot; the slot and the view confirmation
+    /// it was written under.
+    async fn place(&self, entry: &EncodedEntry) -> Result<(u64, u64)> {
+        let mut timeouts = 0;
+        let mut retry_slot = None;
+        loop {
+            let confirmed_at = self.fresh_view().await?;
+            let slot = match retry_slot.take() {
+                Some(s) => s,
+                None => self.sequencer.lock().reserve(self.head()),
+            };
+            let key = log_key(slot);
             match create_resolving(&*self.store, &key, entry.bytes.clone()).await {
                 Ok(Created::Ours) => {
                     let took = self.clock.mono_ms().saturating_sub(confirmed_at);
-                    if took > self.config.view_ttl_ms + self.config.commit_put_max_ms {
-                        self.confirm(&mut cur, None);
+                    if took > self.config.ack_budget_ms() {
+                        // It may sit in a GC'd hole: neither ack nor apply
+                        // it; re-reading the log decides what is there.
+                        self.drop_view();
                         return Err(Error::CommitUncertain(format!(
                             "{key} landed {took} ms after the view was confirmed; not acked"
                         )));
                     }
-                    let outcomes = self.apply_entry(seq, entry);
                     self.stats.commits.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("skiff_log_commits_total").increment(1);
-                    if seq % self.config.checkpoint_interval_entries.max(1) == 0 {
-                        self.spawn_checkpoint();
+                    if slot != self.head() + 1 {
+                        self.stats.landed_ahead.fetch_add(1, Ordering::Relaxed);
                     }
-                    return Ok(Committed { seq, outcomes });
+                    self.learn(slot, entry.clone());
+                    return Ok((slot, confirmed_at));
                 }
                 Ok(Created::Theirs(bytes)) => {
                     self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("skiff_log_conflicts_total").increment(1);
-                    let theirs = EncodedEntry::decode(&key, bytes)?;
-                    self.apply_entry(seq, &theirs);
+                    self.learn(slot, EncodedEntry::decode(&key, bytes)?);
+                    timeouts = 0;
                 }
                 Err(e)
                     if e.kind == StoreErrorKind::Timeout
@@ -288,14 +246,33 @@ impl CommitLog {
                     // Still undecided: retry the same bytes at the same key.
                     timeouts += 1;
                     self.stats.ambiguous.fetch_add(1, Ordering::Relaxed);
+                    retry_slot = Some(slot);
                 }
                 Err(e) => {
                     self.stats.ambiguous.fetch_add(1, Ordering::Relaxed);
-                    self.confirm(&mut cur, None);
-                    return Err(Error::CommitUncertain(e.to_string()));
+                    self.sequencer.lock().abandon(slot);
+                    self.drop_view();
+                    return Err(Error::CommitUncertain(format!("{key}: {e}")));
                 }
             }
         }
+    }
+
+    /// Commit an empty entry if an abandoned attempt may have left a hole
+    /// that hides later entries; a no-op otherwise. Returns whether it did.
+    pub async fn fill_holes(&self, agent_id: &str) -> Result<bool> {
+        if !self.sequencer.lock().has_abandoned(self.head()) {
+            return Ok(false);
+        }
+        let tick = LogEntry {
+            commit_id: super::new_commit_id(),
+            agent_id: agent_id.to_string(),
+            time_ms: self.clock.wall_ms(),
+            intents: vec![Intent::Tick],
+        };
+        self.commit(&EncodedEntry::encode(tick, Bytes::new())?)
+            .await?;
+        Ok(true)
     }
 
     fn spawn_checkpoint(&self) {

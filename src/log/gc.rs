@@ -78,10 +78,13 @@ pub async fn collect_garbage(
             let Some(seq) = seq_of(&e.key, "log/") else {
                 continue;
             };
-            if seq > cutoff {
+            // Only a prefix of old entries goes: an entry is deleted only if
+            // every entry before it is older than the grace period too, so a
+            // pipelined writer can never land in the hole (docs/design/0002).
+            if seq > cutoff || e.last_modified_ms >= horizon_ms {
                 break;
             }
-            if e.last_modified_ms < horizon_ms && !referenced.contains(&ObjectRef::Log(seq)) {
+            if !referenced.contains(&ObjectRef::Log(seq)) {
                 debug_assert_eq!(e.key, log_key(seq));
                 store.delete(&e.key).await?;
                 report.log_entries_deleted += 1;

@@ -11,7 +11,9 @@ mod commit;
 mod entry;
 mod gc;
 pub mod invariants;
+mod sequencer;
 mod state;
+mod tail;
 
 pub use apply::{apply, Outcome, RejectKind, Rejection, PARTITIONS_MAX};
 pub use commit::{CommitLog, Committed, LogConfig, LogStats};

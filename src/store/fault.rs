@@ -39,6 +39,9 @@ pub enum Fault {
     Delay(Duration),
     /// Wait until the gate is opened, then do the call (a frozen process).
     Hold(Arc<Gate>),
+    /// Wait until the gate is opened, then fail without doing the call (a
+    /// request stuck in the network that finally errors).
+    HoldThenFail(Arc<Gate>),
     /// Do nothing and fail this and every later call (the process died).
     Crash,
 }
@@ -216,6 +219,10 @@ impl FaultStore {
             Some(Fault::Hold(gate)) => {
                 gate.pass().await;
                 call.await
+            }
+            Some(Fault::HoldThenFail(gate)) => {
+                gate.pass().await;
+                Err(dead("injected: held, then 503"))
             }
             Some(Fault::Crash) => {
                 self.crash();

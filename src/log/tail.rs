@@ -1,0 +1,128 @@
+//! Learning the log. The tail GETs `log/<head+1>` until not-found (no
+//! LIST), reading ahead exponentially when far behind, and hands what it
+//! finds to [`CommitLog::learn`]. It owns the view's confirmation time that
+//! "no commit into a hole" rests on (docs/design/0002): a not-found is
+//! trusted only while observation is continuous; after a gap longer than
+//! `view_ttl_ms` it first loads the newest checkpoint, since entries behind
+//! it may have been GC'd. It must not write to the log.
+
+use super::commit::CommitLog;
+use super::entry::{log_key, EncodedEntry};
+use super::state::State;
+use crate::error::Result;
+use std::sync::atomic::Ordering;
+
+/// Log entries fetched concurrently at most while catching up (bounds the
+/// bytes in flight to this many entries).
+const READ_AHEAD_MAX: u64 = 256;
+/// The first read-ahead window after an interrupted view (start-up): a
+/// restart is usually hundreds of entries behind its checkpoint.
+const READ_AHEAD_AFTER_GAP: u64 = 32;
+
+impl CommitLog {
+    /// How long ago the view of the log was last confirmed current.
+    pub fn view_age_ms(&self) -> Option<u64> {
+        match self.confirmed_at_ms.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            t => Some(self.clock.mono_ms().saturating_sub(t)),
+        }
+    }
+
+    /// Forget the confirmation: the next commit or catch-up re-reads the
+    /// newest checkpoint before trusting a not-found again.
+    pub(super) fn drop_view(&self) {
+        self.confirmed_at_ms.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    /// The confirmation time of a view fresh enough to write with,
+    /// refreshing first if it is not.
+    pub(super) async fn fresh_view(&self) -> Result<u64> {
+        let fresh = |t: u64| {
+            t != u64::MAX && self.clock.mono_ms().saturating_sub(t) <= self.config.view_ttl_ms
+        };
+        let t = self.confirmed_at_ms.load(Ordering::Relaxed);
+        if fresh(t) {
+            return Ok(t);
+        }
+        let _one = self.refreshing.lock().await;
+        let t = self.confirmed_at_ms.load(Ordering::Relaxed);
+        if fresh(t) {
+            return Ok(t);
+        }
+        self.refresh().await
+    }
+
+    /// Apply every entry other writers have committed since our head.
+    pub async fn catch_up(&self) -> Result<u64> {
+        let _one = self.refreshing.lock().await;
+        self.refresh().await?;
+        Ok(self.head())
+    }
+
+    /// The newest checkpoint that decodes, if any.
+    pub(crate) async fn newest_checkpoint(&self) -> Result<Option<State>> {
+        let mut list = self.store.list("checkpoints/").await?;
+        while let Some(info) = list.pop() {
+            let bytes = self.store.get(&info.key).await?;
+            match State::decode_checkpoint(&info.key, &bytes) {
+                Ok(s) => return Ok(Some(s)),
+                Err(e) => tracing::error!(error = %e, "skipping unreadable checkpoint"),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Caller holds `refreshing`. Returns the new confirmation time.
+    async fn refresh(&self) -> Result<u64> {
+        let started = self.clock.mono_ms();
+        let last = self.confirmed_at_ms.load(Ordering::Relaxed);
+        let continuous =
+            last != u64::MAX && started.saturating_sub(last) <= self.config.view_ttl_ms;
+        if !continuous {
+            // Entries behind the newest checkpoint may have been GC'd while we
+            // were not looking: never trust "not found" until we are past it.
+            self.stats.refreshes.fetch_add(1, Ordering::Relaxed);
+            if let Some(ckpt) = self.newest_checkpoint().await? {
+                let mut sq = self.sequencer.lock();
+                if ckpt.seq > self.head() {
+                    tracing::info!(seq = ckpt.seq, "loading checkpoint");
+                    sq.forget_through(ckpt.seq);
+                    *self.state.write() = ckpt;
+                    self.head_tx.send_replace(self.head());
+                }
+            }
+        }
+        // Read ahead exponentially: one GET when current (the common tail
+        // poll), doubling while entries keep coming, so catching up on n
+        // entries costs about log2(n) + n/READ_AHEAD_MAX round trips.
+        let mut window = if continuous { 1 } else { READ_AHEAD_AFTER_GAP };
+        loop {
+            let from = self.head() + 1;
+            let gets = (from..from + window).map(|seq| {
+                let store = self.store.clone();
+                async move { (seq, store.get(&log_key(seq)).await) }
+            });
+            let results = futures::future::join_all(gets).await;
+            let mut reached_head = false;
+            for (seq, r) in results {
+                match r {
+                    Ok(bytes) => self.learn(seq, EncodedEntry::decode(&log_key(seq), bytes)?),
+                    Err(e) if e.is_not_found() => {
+                        reached_head = self.head() < seq;
+                        break;
+                    }
+                    Err(e) => {
+                        self.drop_view();
+                        return Err(e.into());
+                    }
+                }
+            }
+            if reached_head {
+                break;
+            }
+            window = (window * 2).min(READ_AHEAD_MAX);
+        }
+        self.confirmed_at_ms.store(started, Ordering::Relaxed);
+        Ok(started)
+    }
+}
