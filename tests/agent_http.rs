@@ -133,6 +133,93 @@ async fn topics_produce_and_fetch_follow_the_contract() {
     a.stop(1000).await;
 }
 
+/// POST raw bytes as a Kafka-batch produce body.
+async fn post_batches(url: &str, body: bytes::Bytes) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", skiff::agent::KAFKA_BATCH_CONTENT_TYPE)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_record_batch_body_produces_like_json() {
+    use skiff::segment::{encode_chunk, Compression, Record};
+    let (a, url) = agent().await;
+    create_topic(&url, "bin", 3).await;
+    let records = vec![
+        Record {
+            key: Some("k1".into()),
+            value: Some("v1".into()),
+            headers: vec![("h".into(), "x".into())],
+            timestamp_ms: 1_700_000_000_000,
+        },
+        Record {
+            value: Some(bytes::Bytes::from_static(&[0, 1, 255])),
+            timestamp_ms: -1,
+            ..Record::default()
+        },
+    ];
+    // Two batches in one body, the second zstd-compressed.
+    let (b1, _) = encode_chunk(&records[..1], Compression::None).unwrap();
+    let (b2, _) = encode_chunk(&records[1..], Compression::Zstd).unwrap();
+    let body = bytes::Bytes::from([b1.as_ref(), b2.as_ref()].concat());
+    let (s, r) = post_batches(&format!("{url}/v1/topics/bin/records?partition=2"), body).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        r["offsets"],
+        json!([{"partition": 2, "offset": 0}, {"partition": 2, "offset": 1}])
+    );
+    let (s, f, _) = call(
+        "GET",
+        &format!("{url}/v1/topics/bin/partitions/2/records?offset=0"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{f}");
+    let got = &f["records"];
+    assert_eq!(
+        (
+            got[0]["key"].clone(),
+            got[0]["value"].clone(),
+            got[0]["headers"]["h"].clone()
+        ),
+        (json!("k1"), json!("v1"), json!("x"))
+    );
+    assert_eq!(got[0]["timestamp_ms"], 1_700_000_000_000i64);
+    assert_eq!(got[1]["value_base64"], "AAH/");
+    assert!(got[1]["timestamp_ms"].as_i64().unwrap() > 1_700_000_000_000);
+
+    // Without ?partition=, a keyed record goes where JSON would send it.
+    let (b, _) = encode_chunk(&records[..1], Compression::None).unwrap();
+    let (s, r) = post_batches(&format!("{url}/v1/topics/bin/records"), b).await;
+    let (s2, j, _) = call(
+        "POST",
+        &format!("{url}/v1/topics/bin/records"),
+        Some(json!({"records": [{"key": "k1", "value": "v1"}]})),
+    )
+    .await;
+    assert_eq!((s, s2), (200, 200));
+    assert_eq!(r["offsets"][0]["partition"], j["offsets"][0]["partition"]);
+
+    // Garbage, a flipped byte and a bad partition are 4xx, never 5xx.
+    let (s, e) = post_batches(&format!("{url}/v1/topics/bin/records"), "junk".into()).await;
+    assert_error(s, &e, 400, "invalid_request");
+    let (good, _) = encode_chunk(&records[..1], Compression::None).unwrap();
+    let mut bad = good.to_vec();
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    let (s, e) = post_batches(&format!("{url}/v1/topics/bin/records"), bad.into()).await;
+    assert_error(s, &e, 400, "invalid_request");
+    let (s, e) = post_batches(&format!("{url}/v1/topics/bin/records?partition=9"), good).await;
+    assert_eq!(s, 404, "{e}");
+    a.stop(1_000).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atomic_produce_across_topics() {
     let (a, url) = agent().await;

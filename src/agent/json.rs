@@ -159,6 +159,16 @@ pub struct ProduceBody {
     pub producer: Option<ProducerJson>,
 }
 
+/// Query of `POST /v1/topics/{topic}/records`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceQuery {
+    /// Partition for every record of a Kafka-batch body (else by key hash,
+    /// else one partition per request). JSON bodies name it per record.
+    pub partition: Option<u32>,
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OffsetJson {
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -15,6 +15,7 @@ mod topics;
 mod ws;
 
 pub use error::ApiError;
+pub use extract::KAFKA_BATCH_CONTENT_TYPE;
 pub use json::*;
 pub use ops::prometheus;
 

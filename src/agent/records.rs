@@ -4,11 +4,15 @@
 //! not batch or commit: `Node` does.
 
 use super::error::ApiError;
-use super::extract::JsonBody;
-use super::json::{FetchQuery, FetchResponse, OffsetJson, ProduceBody, ProduceResponse, RecordOut};
+use super::extract::{JsonBody, ProduceInput};
+use super::json::{
+    FetchQuery, FetchResponse, OffsetJson, ProduceBody, ProduceQuery, ProduceResponse, RecordOut,
+};
 use super::{wait_shutdown, AppState};
 use crate::fetch::FetchRequest;
 use crate::ingest::{ProduceRecord, ProduceRequest};
+use crate::log::ProducerSeq;
+use crate::segment::Record;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -24,23 +28,65 @@ fn path_err(r: PathRejection) -> ApiError {
     ApiError::bad_request(r.body_text())
 }
 
+/// A record as it arrived, before a partition is chosen.
+struct Incoming {
+    topic: Option<String>,
+    partition: Option<u32>,
+    record: Record,
+}
+
+fn from_json(
+    body: ProduceBody,
+    now_ms: i64,
+) -> Result<(Vec<Incoming>, Option<ProducerSeq>), ApiError> {
+    let records = body
+        .records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            Ok(Incoming {
+                topic: r.topic.clone(),
+                partition: r.partition,
+                record: r.into_record(i, now_ms)?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok((records, body.producer.map(Into::into)))
+}
+
+fn from_batches(records: Vec<Record>, partition: Option<u32>, now_ms: i64) -> Vec<Incoming> {
+    records
+        .into_iter()
+        .map(|mut record| {
+            if record.timestamp_ms < 0 {
+                record.timestamp_ms = now_ms;
+            }
+            Incoming {
+                topic: None,
+                partition,
+                record,
+            }
+        })
+        .collect()
+}
+
 /// Build a produce request; `default_topic` is the path's topic, if any.
 fn build_request(
     s: &AppState,
     default_topic: Option<&str>,
-    body: ProduceBody,
+    incoming: Vec<Incoming>,
+    producer: Option<ProducerSeq>,
 ) -> Result<ProduceRequest, ApiError> {
-    if body.records.is_empty() {
+    if incoming.is_empty() {
         return Err(ApiError::bad_request(
             "\"records\" must hold at least one record",
         ));
     }
-    let now_ms = s.node.now_ms() as i64;
     let sticky = s.round_robin.fetch_add(1, Ordering::Relaxed);
-    let mut records = Vec::with_capacity(body.records.len());
+    let mut records = Vec::with_capacity(incoming.len());
     let mut partition_counts: std::collections::HashMap<String, u32> =
         std::collections::HashMap::new();
-    for (i, r) in body.records.into_iter().enumerate() {
+    for (i, r) in incoming.into_iter().enumerate() {
         let topic = match (default_topic, r.topic.as_deref()) {
             (Some(t), None) => t.to_string(),
             (Some(t), Some(rt)) if t == rt => t.to_string(),
@@ -65,9 +111,7 @@ fn build_request(
                 n
             }
         };
-        let explicit = r.partition;
-        let record = r.into_record(i, now_ms)?;
-        let partition = match (explicit, &record.key) {
+        let partition = match (r.partition, &r.record.key) {
             (Some(p), _) => p,
             (None, Some(k)) => crc32c::crc32c(k) % partitions,
             (None, None) => (sticky % partitions as u64) as u32,
@@ -75,13 +119,10 @@ fn build_request(
         records.push(ProduceRecord {
             topic,
             partition,
-            record,
+            record: r.record,
         });
     }
-    Ok(ProduceRequest {
-        records,
-        producer: body.producer.map(Into::into),
-    })
+    Ok(ProduceRequest { records, producer })
 }
 
 async fn produce_request(
@@ -108,16 +149,27 @@ async fn produce_request(
     }))
 }
 
-#[utoipa::path(post, path = "/v1/topics/{topic}/records", params(("topic" = String, Path)), request_body = ProduceBody,
+#[utoipa::path(post, path = "/v1/topics/{topic}/records", params(("topic" = String, Path), ProduceQuery),
+    request_body(description = "JSON, or one or more Kafka RecordBatch v2 (producer_id -1) concatenated", content(
+        (ProduceBody = "application/json"),
+        (Vec<u8> = "application/x-kafka-record-batch"),
+    )),
     responses((status = 200, body = ProduceResponse), (status = 400), (status = 404), (status = 413), (status = 429), (status = 503)))]
 pub async fn produce(
     State(s): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    JsonBody(body): JsonBody<ProduceBody>,
+    query: Result<Query<ProduceQuery>, QueryRejection>,
+    input: ProduceInput,
 ) -> Result<Json<ProduceResponse>, ApiError> {
     let Path(topic) = path.map_err(path_err)?;
+    let Query(q) = query?;
     s.node.topic(&topic)?;
-    let request = build_request(&s, Some(&topic), body)?;
+    let now_ms = s.node.now_ms() as i64;
+    let (incoming, producer) = match input {
+        ProduceInput::Json(body) => from_json(body, now_ms)?,
+        ProduceInput::Batches(records) => (from_batches(records, q.partition, now_ms), None),
+    };
+    let request = build_request(&s, Some(&topic), incoming, producer)?;
     produce_request(&s, request, false).await
 }
 
@@ -127,7 +179,8 @@ pub async fn produce_atomic(
     State(s): State<AppState>,
     JsonBody(body): JsonBody<ProduceBody>,
 ) -> Result<Json<ProduceResponse>, ApiError> {
-    let request = build_request(&s, None, body)?;
+    let (incoming, producer) = from_json(body, s.node.now_ms() as i64)?;
+    let request = build_request(&s, None, incoming, producer)?;
     produce_request(&s, request, true).await
 }
 

@@ -1,12 +1,13 @@
-//! The load generator: producer tasks send batched JSON produce requests
-//! (each value starts with its send time in µs), consumer tasks tail every
+//! The load generator: producer tasks send batched produce requests (Kafka
+//! RecordBatch or JSON bodies; each value starts with its send time in µs), consumer tasks tail every
 //! partition through another agent and measure end-to-end latency from
 //! those stamps. A progress bar shows live rates. Every loop is bounded by
 //! the run's duration or record count.
 
-use super::BenchConfig;
+use super::{BenchConfig, BodyFormat};
 use crate::agent::{ProduceBody, RecordIn};
-use crate::client::Client;
+use crate::client::{Client, ClientError};
+use crate::segment::{encode_chunk, Compression, Record};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -181,19 +182,44 @@ async fn produce(c: Client, cfg: BenchConfig, topic: String, id: usize, rate: f6
             tokio::time::sleep_until(due.into()).await;
         }
         let stamp = format!("{:0width$}", now_us(), width = STAMP_DIGITS);
-        let records = (0..n)
-            .map(|_| RecordIn {
-                value: Some(format!("{stamp}{pad}")),
-                partition: Some(partition),
-                ..RecordIn::default()
-            })
-            .collect();
-        let body = ProduceBody {
-            records,
-            producer: None,
-        };
         let t = Instant::now();
-        match c.produce(&topic, &body).await {
+        let sent_ok = match cfg.body {
+            BodyFormat::Json => {
+                let records = (0..n)
+                    .map(|_| RecordIn {
+                        value: Some(format!("{stamp}{pad}")),
+                        partition: Some(partition),
+                        ..RecordIn::default()
+                    })
+                    .collect();
+                let body = ProduceBody {
+                    records,
+                    producer: None,
+                };
+                c.produce(&topic, &body).await.map(drop)
+            }
+            BodyFormat::Kafka => {
+                let value = bytes::Bytes::from(format!("{stamp}{pad}"));
+                let records: Vec<Record> = (0..n)
+                    .map(|_| Record {
+                        value: Some(value.clone()),
+                        timestamp_ms: -1,
+                        ..Record::default()
+                    })
+                    .collect();
+                match encode_chunk(&records, Compression::None) {
+                    Ok((batch, _)) => c
+                        .produce_batches(&topic, Some(partition), batch)
+                        .await
+                        .map(drop),
+                    Err(e) => Err(ClientError::Decode {
+                        url: topic.clone(),
+                        detail: e.to_string(),
+                    }),
+                }
+            }
+        };
+        match sent_ok {
             Ok(_) => {
                 let us = t.elapsed().as_micros() as u64;
                 let _ = s.ack_us.lock().record(us.max(1));

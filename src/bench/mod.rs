@@ -33,6 +33,8 @@ pub struct BenchConfig {
     pub agents: usize,
     pub record_bytes: usize,
     pub records_per_request: usize,
+    /// How producers encode their requests.
+    pub body: BodyFormat,
     pub producers: usize,
     pub consumers: usize,
     pub partitions: u32,
@@ -50,6 +52,16 @@ pub struct BenchConfig {
     pub queue: bool,
     /// Measure start-up with this many log entries behind the agent.
     pub startup_entries: Option<u64>,
+}
+
+/// The produce request body the load generator sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyFormat {
+    /// `{"records":[{"value":...}]}`.
+    Json,
+    /// One Kafka RecordBatch v2 (`application/x-kafka-record-batch`).
+    Kafka,
 }
 
 /// The store the benchmark's in-process agents share: the base store and

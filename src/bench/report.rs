@@ -85,6 +85,8 @@ pub struct BenchReport {
     pub partitions: u32,
     pub record_bytes: usize,
     pub records_per_request: usize,
+    /// The produce body format.
+    pub body: super::BodyFormat,
     pub duration_s: f64,
     pub records: u64,
     pub produce_errors: u64,
@@ -142,6 +144,7 @@ impl BenchReport {
             partitions: cfg.partitions,
             record_bytes: cfg.record_bytes,
             records_per_request: cfg.records_per_request,
+            body: cfg.body,
             duration_s: secs,
             records: o.records,
             produce_errors: o.errors,
@@ -193,8 +196,8 @@ impl BenchReport {
             self.store_latency.as_deref().unwrap_or("")
         );
         println!(
-            "load             {} agents, {} producers x {} records of {} B, {} consumers, {} partitions, {:.1} s",
-            self.agents, self.producers, self.records_per_request, self.record_bytes, self.consumers, self.partitions, self.duration_s
+            "load             {} agents, {} producers x {} records of {} B ({:?} body), {} consumers, {} partitions, {:.1} s",
+            self.agents, self.producers, self.records_per_request, self.record_bytes, self.body, self.consumers, self.partitions, self.duration_s
         );
         println!(
             "produce          {} records  {:.0} records/s  {:.1} MiB/s  ({} errors)",

@@ -1,7 +1,7 @@
 //! `skiff bench`: flags for the load and the store, then the report (a
 //! progress bar while it runs; `--json` prints one object for scripts).
 
-use crate::bench::{run, BenchConfig, BenchOutput};
+use crate::bench::{run, BenchConfig, BenchOutput, BodyFormat};
 use crate::segment::Compression;
 use crate::settings::Settings;
 use std::io::IsTerminal;
@@ -24,6 +24,9 @@ pub struct BenchArgs {
     pub record_bytes: usize,
     #[arg(long, default_value_t = 100)]
     pub records_per_request: usize,
+    /// Produce body: kafka (binary RecordBatch) or json.
+    #[arg(long, value_enum, default_value = "kafka")]
+    pub body: BodyFormat,
     #[arg(long, default_value_t = 4)]
     pub producers: usize,
     #[arg(long, default_value_t = 1)]
@@ -83,6 +86,7 @@ pub async fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
         agents: a.agents,
         record_bytes: a.record_bytes,
         records_per_request: a.records_per_request,
+        body: a.body,
         producers: a.producers,
         consumers: a.consumers,
         partitions: a.partitions.max(1),

@@ -118,6 +118,29 @@ impl Client {
         self.send(self.http.post(&url).json(body), &url).await
     }
 
+    /// Produce records sent as Kafka RecordBatches (`encode_chunk` makes
+    /// one), to `partition` or by key hash.
+    pub async fn produce_batches(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        batches: bytes::Bytes,
+    ) -> Result<ProduceResponse, ClientError> {
+        let mut url = format!("{}/v1/topics/{topic}/records", self.base);
+        if let Some(p) = partition {
+            url.push_str(&format!("?partition={p}"));
+        }
+        let req = self
+            .http
+            .post(&url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                crate::agent::KAFKA_BATCH_CONTENT_TYPE,
+            )
+            .body(batches);
+        self.send(req, &url).await
+    }
+
     pub async fn produce_atomic(&self, body: &ProduceBody) -> Result<ProduceResponse, ClientError> {
         let url = format!("{}/v1/records", self.base);
         self.send(self.http.post(&url).json(body), &url).await

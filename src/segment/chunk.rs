@@ -174,6 +174,36 @@ pub fn decode_chunk(
         .collect())
 }
 
+/// Records sent as one or more concatenated Kafka RecordBatch v2 (a
+/// produce body): checked by the codec (CRC, lengths), plain records only.
+pub fn decode_batches(mut bytes: Bytes) -> Result<Vec<Record>> {
+    let mut out = Vec::new();
+    let sets = RecordBatchDecoder::decode_all(&mut bytes)
+        .map_err(|e| Error::Invalid(format!("malformed Kafka record batch: {e}")))?;
+    for set in sets {
+        for r in set.records {
+            if r.producer_id >= 0 || r.transactional || r.control {
+                return Err(Error::Invalid(
+                    "idempotent, transactional and control batches are not accepted here; \
+                     send producer_id -1 (use the JSON body's \"producer\" for idempotence)"
+                        .into(),
+                ));
+            }
+            out.push(Record {
+                key: r.key,
+                value: r.value,
+                headers: r
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v.unwrap_or_default()))
+                    .collect(),
+                timestamp_ms: r.timestamp,
+            });
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
