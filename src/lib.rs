@@ -14,6 +14,7 @@ pub mod groups;
 pub mod ingest;
 pub mod log;
 pub mod node;
+pub mod process;
 pub mod segment;
 pub mod settings;
 pub mod store;

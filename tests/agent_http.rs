@@ -151,7 +151,7 @@ async fn a_kafka_record_batch_body_produces_like_json() {
     use skiff::segment::{encode_chunk, Compression, Record};
     let (a, url) = agent().await;
     create_topic(&url, "bin", 3).await;
-    let records = vec![
+    let records = [
         Record {
             key: Some("k1".into()),
             value: Some("v1".into()),

@@ -58,6 +58,8 @@ pub async fn metrics_text(State(s): State<AppState>) -> String {
     metrics::gauge!("skiff_cache_bytes").set(n.cache().bytes() as f64);
     let ls = n.log().stats();
     metrics::gauge!("skiff_log_commit_conflicts").set(ls.conflicts.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("skiff_process_peak_rss_bytes")
+        .set(crate::process::peak_rss_mib() * 1024.0 * 1024.0);
     prometheus().render()
 }
 

@@ -169,14 +169,30 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchOutput, String> {
     }
     let nodes: Vec<_> = agents.iter().map(|a| a.node.clone()).collect();
     let before = report::Counters::read(&nodes);
-    let cpu_before = report::cpu_seconds();
+    let cpu_before = crate::process::cpu_seconds();
     let outcome = load::run(&cfg, &clients, &topic).await?;
     let after = report::Counters::read(&nodes);
-    let cpu_s = report::cpu_seconds() - cpu_before;
+    let cpu_s = crate::process::cpu_seconds() - cpu_before;
     for a in agents {
         a.stop(5_000).await;
     }
-    Ok(BenchOutput::Load(Box::new(BenchReport::build(
-        &cfg, outcome, before, after, cpu_s, raw,
-    ))))
+    let mut report = BenchReport::build(&cfg, outcome, before, after, cpu_s, raw);
+    if let Some(url) = &cfg.url {
+        report.agent_peak_rss_mib = agent_peak_rss_mib(url).await;
+    }
+    Ok(BenchOutput::Load(Box::new(report)))
+}
+
+/// The peak RSS an agent reports in its `/metrics`, in MiB.
+async fn agent_peak_rss_mib(url: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{}/metrics", url.trim_end_matches('/')))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("skiff_process_peak_rss_bytes "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|b| b / (1024.0 * 1024.0))
 }

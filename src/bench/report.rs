@@ -110,6 +110,8 @@ pub struct BenchReport {
     pub monthly_request_cost_usd: Option<f64>,
     pub cpu_s: f64,
     pub peak_rss_mib: f64,
+    /// Peak RSS of the agent at `--url` (from its `/metrics`), if driven.
+    pub agent_peak_rss_mib: Option<f64>,
     pub raw_store: Option<RawStoreReport>,
     /// Skiff's ingest rate as a share of the raw sequential PUT bandwidth.
     pub throughput_vs_raw: Option<f64>,
@@ -169,7 +171,8 @@ impl BenchReport {
                     * SECONDS_PER_MONTH,
             ),
             cpu_s,
-            peak_rss_mib: peak_rss_mib(),
+            peak_rss_mib: crate::process::peak_rss_mib(),
+            agent_peak_rss_mib: None,
             throughput_vs_raw: raw
                 .as_ref()
                 .map(|r| mib_per_s / r.put_mib_per_s.max(f64::MIN_POSITIVE)),
@@ -234,6 +237,9 @@ impl BenchReport {
             "process          {:.1} CPU s, peak RSS {:.0} MiB",
             self.cpu_s, self.peak_rss_mib
         );
+        if let Some(mib) = self.agent_peak_rss_mib {
+            println!("agent process    peak RSS {mib:.0} MiB (from its /metrics)");
+        }
         if let Some(r) = &self.raw_store {
             println!(
                 "raw store        PUT p50 {:.1} ms, sequential PUT {:.1} MiB/s ({} B objects)",
@@ -246,32 +252,4 @@ impl BenchReport {
             );
         }
     }
-}
-
-/// User + system CPU seconds of this process (Linux; 0 elsewhere).
-pub fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces) start after ')'.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 here.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Peak resident set size in MiB (Linux VmHWM; 0 elsewhere).
-pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }

@@ -332,7 +332,7 @@ async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result
         (pending, g)
     })
     .await;
-    let (pending, groups) = match encoded {
+    let (mut pending, mut groups) = match encoded {
         Ok((p, Ok(g))) => (p, g),
         Ok((p, Err(e))) => {
             fail_all(s, p, bytes, &e);
@@ -340,11 +340,16 @@ async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result
         }
         Err(_) => return Err(()),
     };
+    // The records are encoded: free them (and the request bodies they
+    // point into) now rather than when the commit answers.
+    for p in &mut pending {
+        p.request.records = Vec::new();
+    }
     s.stats.flushes.fetch_add(1, Ordering::Relaxed);
     let data_bytes: usize = groups.iter().map(Group::data_bytes).sum();
     let placement = if data_bytes > s.config.inline_bytes_max {
-        let mut seg = SegmentBuilder::new();
-        let starts = groups
+        let mut seg = SegmentBuilder::with_capacity(data_bytes);
+        let starts: Vec<Vec<u64>> = groups
             .iter()
             .map(|g| {
                 g.chunks
@@ -355,6 +360,8 @@ async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result
             .collect();
         let key: Arc<str> = new_segment_key().into();
         let body = seg.finish();
+        // One copy of the data in flight: chunks become views of the body.
+        share_chunks(&mut groups, &starts, &body);
         let store = s.store.clone();
         let k = key.clone();
         s.stats.segments.fetch_add(1, Ordering::Relaxed);
@@ -371,7 +378,7 @@ async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result
         }
     } else {
         let mut blob = BytesMut::with_capacity(data_bytes);
-        let starts = groups
+        let starts: Vec<Vec<u64>> = groups
             .iter()
             .map(|g| {
                 g.chunks
@@ -385,10 +392,9 @@ async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result
             })
             .collect();
         s.stats.inline_flushes.fetch_add(1, Ordering::Relaxed);
-        Placement::Inline {
-            blob: blob.freeze(),
-            starts,
-        }
+        let blob = blob.freeze();
+        share_chunks(&mut groups, &starts, &blob);
+        Placement::Inline { blob, starts }
     };
     Ok(Flush {
         pending,
@@ -397,6 +403,17 @@ async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result
         placement,
         bytes,
     })
+}
+
+/// Point every chunk at its copy inside `body`, so the separately encoded
+/// chunk buffers are freed.
+fn share_chunks(groups: &mut [Group], starts: &[Vec<u64>], body: &Bytes) {
+    for (g, g_starts) in groups.iter_mut().zip(starts) {
+        for (c, &start) in g.chunks.iter_mut().zip(g_starts) {
+            let from = start as usize;
+            c.bytes = body.slice(from..from + c.bytes.len());
+        }
+    }
 }
 
 /// One error, repeated for every waiter of a failed flush.

@@ -37,6 +37,14 @@ impl SegmentBuilder {
         Self::default()
     }
 
+    /// A builder that will not reallocate for `data_bytes` of chunks.
+    pub fn with_capacity(data_bytes: usize) -> Self {
+        SegmentBuilder {
+            buf: BytesMut::with_capacity(data_bytes + 4096),
+            footer: Vec::new(),
+        }
+    }
+
     /// Append a chunk; returns its byte offset in the segment.
     pub fn add_chunk(
         &mut self,
