@@ -59,6 +59,15 @@ pub struct Settings {
     pub maintenance_interval_ms: u64,
     /// Names this agent in log entries (random if empty).
     pub agent_id: String,
+    /// Agents elect one (by a lease object in the store) that commits for
+    /// all, so they do not race for log slots. Off: every agent commits
+    /// directly.
+    pub soft_leader: bool,
+    /// How long a leader's lease lasts; it renews every third of it.
+    pub leader_lease_ms: u64,
+    /// The URL other agents reach this one at (default: the listen
+    /// address, unless that is a wildcard).
+    pub advertise_url: String,
 }
 
 impl Default for Settings {
@@ -84,6 +93,9 @@ impl Default for Settings {
             gc_grace_ms: n.gc.grace_ms,
             maintenance_interval_ms: n.maintenance_interval_ms,
             agent_id: String::new(),
+            soft_leader: true,
+            leader_lease_ms: 6_000,
+            advertise_url: String::new(),
         }
     }
 }

@@ -425,6 +425,7 @@ async fn a_full_batch_answers_429_with_retry_after() {
             node: n.clone(),
             round_robin: Arc::new(AtomicU64::new(0)),
             shutdown: rx,
+            leader: None,
         },
         1 << 20,
     );

@@ -5,25 +5,11 @@
 
 mod common;
 
+use common::http::metric;
 use common::process::{cli, AgentProcess};
 use skiff::agent::{CreateTopic, ProduceBody, RecordIn};
 use skiff::client::Client;
 use std::time::{Duration, Instant};
-
-/// One gauge or counter from an agent's `/metrics` (0 when absent).
-async fn metric(url: &str, name: &str) -> f64 {
-    let text = reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
 
 fn record(v: String) -> RecordIn {
     RecordIn {

@@ -8,6 +8,7 @@ mod error;
 mod extract;
 pub mod groups;
 mod json;
+pub mod leader;
 mod ops;
 pub mod queues;
 mod records;
@@ -80,6 +81,8 @@ pub struct AppState {
     pub round_robin: Arc<AtomicU64>,
     /// Turns true when the agent starts shutting down.
     pub shutdown: watch::Receiver<bool>,
+    /// This agent's side of the soft leader, if enabled.
+    pub leader: Option<Arc<leader::SoftLeader>>,
 }
 
 /// Resolves once the agent starts shutting down (holds no watch guard).
@@ -103,6 +106,36 @@ pub enum AgentError {
     },
 }
 
+/// The soft leader for these settings, if enabled and reachable: followers
+/// must be able to call this agent at `advertise_url` (by default the
+/// listen address, unless that is a wildcard such as `0.0.0.0`).
+fn soft_leader(
+    settings: &Settings,
+    node: &Arc<Node>,
+    addr: SocketAddr,
+) -> Option<Arc<leader::SoftLeader>> {
+    if !settings.soft_leader {
+        return None;
+    }
+    let url = if !settings.advertise_url.is_empty() {
+        settings.advertise_url.clone()
+    } else if addr.ip().is_unspecified() {
+        tracing::warn!(
+            "listening on {addr} without advertise_url: other agents cannot reach this one, \
+             so it never leads (set --advertise-url)"
+        );
+        return None;
+    } else {
+        format!("http://{addr}")
+    };
+    Some(Arc::new(leader::SoftLeader::new(
+        node.agent_id(),
+        &url,
+        settings.leader_lease_ms,
+        node.log().config().ack_budget_ms(),
+    )))
+}
+
 /// The router for `state`, with the body limit from `request_bytes_max`.
 pub fn router(state: AppState, request_bytes_max: usize) -> Router {
     Router::new()
@@ -116,6 +149,7 @@ pub fn router(state: AppState, request_bytes_max: usize) -> Router {
         )
         .route("/v1/topics/{topic}/records", post(records::produce))
         .route("/v1/records", post(records::produce_atomic))
+        .route("/internal/v1/commit", post(leader::commit_forwarded))
         .route(
             "/v1/topics/{topic}/partitions/{partition}/records",
             get(records::fetch),
@@ -169,6 +203,8 @@ pub fn open_store(settings: &Settings) -> Result<SharedStore, AgentError> {
 pub struct RunningAgent {
     pub addr: SocketAddr,
     pub node: Arc<Node>,
+    /// This agent's side of the soft leader, if enabled.
+    pub leader: Option<Arc<leader::SoftLeader>>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
 }
@@ -202,10 +238,16 @@ impl RunningAgent {
         })?;
         let _ = prometheus();
         let (tx, rx) = watch::channel(false);
+        let leader = soft_leader(settings, &node, addr);
+        if let Some(l) = &leader {
+            node.log().set_forwarder(l.clone());
+            tokio::spawn(l.clone().run(Arc::downgrade(&node), rx.clone()));
+        }
         let state = AppState {
             node: node.clone(),
             round_robin: Arc::new(AtomicU64::new(rand::random::<u32>() as u64)),
             shutdown: rx.clone(),
+            leader: leader.clone(),
         };
         let app = router(state, settings.request_bytes_max);
         let mut stop = rx;
@@ -223,6 +265,7 @@ impl RunningAgent {
         Ok(RunningAgent {
             addr,
             node,
+            leader,
             shutdown: tx,
             server,
         })

@@ -54,6 +54,12 @@ pub struct AgentArgs {
     pub maintenance_interval_ms: Option<u64>,
     #[arg(long, env = "SKIFF_AGENT_ID")]
     pub agent_id: Option<String>,
+    #[arg(long, env = "SKIFF_SOFT_LEADER")]
+    pub soft_leader: Option<bool>,
+    #[arg(long, env = "SKIFF_LEADER_LEASE_MS")]
+    pub leader_lease_ms: Option<u64>,
+    #[arg(long, env = "SKIFF_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
     /// Longest wait for open connections on shutdown.
     #[arg(long, env = "SKIFF_SHUTDOWN_DRAIN_MS", default_value_t = 30_000)]
     pub shutdown_drain_ms: u64,
@@ -95,6 +101,9 @@ impl AgentArgs {
             gc_grace_ms,
             maintenance_interval_ms,
             agent_id,
+            soft_leader,
+            leader_lease_ms,
+            advertise_url,
         );
         Ok(s)
     }

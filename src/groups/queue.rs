@@ -59,7 +59,7 @@ pub struct QueueGroup {
 }
 
 /// One leased message, as a receive returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Lease {
     pub topic: String,
     pub partition: u32,

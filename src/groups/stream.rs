@@ -27,7 +27,7 @@ pub struct StreamGroup {
 }
 
 /// What a member learns from a join or a heartbeat.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Assignment {
     pub generation: u64,
     pub partitions: Vec<TopicPartition>,

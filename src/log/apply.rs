@@ -19,7 +19,7 @@ pub const PRODUCER_EXPIRY_MS: u64 = 7 * 24 * 3600 * 1000;
 pub const PARTITIONS_MAX: u32 = 10_000;
 
 /// What became of one intent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     Done,
     /// Appended: the base offset of each chunk, in the intent's order.
@@ -36,13 +36,13 @@ pub enum Outcome {
 }
 
 /// Why `apply` refused an intent; the same on every replica.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rejection {
     pub kind: RejectKind,
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RejectKind {
     /// A topic or partition that does not exist (any more).
     NotFound,

@@ -12,6 +12,7 @@
 
 use super::apply::{apply, Outcome};
 use super::entry::{log_key, EncodedEntry, Intent, LogEntry};
+use super::forward::{ForwardError, Forwarder};
 use super::invariants;
 use super::sequencer::Sequencer;
 use super::state::{checkpoint_key, State};
@@ -21,7 +22,7 @@ use crate::store::{create_resolving, Created, PutMode, SharedStore, StoreErrorKi
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
@@ -69,10 +70,14 @@ pub struct LogStats {
     pub refreshes: AtomicU64,
     /// Commits of ours that landed ahead of a gap and waited for it.
     pub landed_ahead: AtomicU64,
+    /// Entries this agent had the leader commit.
+    pub forwarded: AtomicU64,
+    /// Entries committed directly because the leader did not take them.
+    pub forward_fallbacks: AtomicU64,
 }
 
 /// A landed commit: where it landed and what `apply` made of each intent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Committed {
     pub seq: u64,
     pub outcomes: Vec<Outcome>,
@@ -93,6 +98,8 @@ pub struct CommitLog {
     /// Monotonic ms at which `head + 1` was last seen absent, if the view is
     /// continuous since then (`u64::MAX`: not confirmed).
     pub(super) confirmed_at_ms: AtomicU64,
+    /// The soft leader, once the agent installed one.
+    forwarder: OnceLock<Arc<dyn Forwarder>>,
 }
 
 impl CommitLog {
@@ -113,6 +120,7 @@ impl CommitLog {
             head_tx,
             stats: LogStats::default(),
             confirmed_at_ms: AtomicU64::new(u64::MAX),
+            forwarder: OnceLock::new(),
         });
         log.catch_up().await?;
         Ok(log)
@@ -171,12 +179,70 @@ impl CommitLog {
         out
     }
 
-    /// Commit `entry` at the next free slot and return its outcomes once
-    /// every entry before it is known. Safe to call concurrently: entries
-    /// are pipelined. On `Err`, the entry was not acknowledged; it may still
-    /// become visible later (`CommitUncertain`), so clients retry
-    /// idempotently.
+    /// Forward commits to a soft leader from now on (at most once).
+    pub fn set_forwarder(&self, f: Arc<dyn Forwarder>) {
+        let _ = self.forwarder.set(f);
+    }
+
+    /// Commit `entry` and return its outcomes: through the soft leader if
+    /// another agent holds the lease, else here. On `Err`, the entry was
+    /// not acknowledged; it may still become visible later
+    /// (`CommitUncertain`), so clients retry idempotently.
     pub async fn commit(&self, entry: &EncodedEntry) -> Result<Committed> {
+        let leader = self.forwarder.get().and_then(|f| Some((f, f.leader()?)));
+        if let Some((f, url)) = leader {
+            match f.forward(&url, entry.bytes.clone()).await {
+                Ok(c) => {
+                    self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                    self.learn(c.seq, entry.clone());
+                    // Appends are answered by their outcomes alone; other
+                    // intents' callers read the state next, so they see
+                    // their own write (read-your-writes on every agent).
+                    let appends_only = entry
+                        .entry
+                        .intents
+                        .iter()
+                        .all(|i| matches!(i, Intent::Append(_)));
+                    if !appends_only {
+                        self.await_applied(c.seq).await?;
+                    }
+                    return Ok(c);
+                }
+                Err(ForwardError::NotTaken(why)) => {
+                    tracing::debug!(leader = url, why, "committing directly");
+                    self.stats.forward_fallbacks.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e @ ForwardError::Uncertain(_)) => {
+                    return Err(Error::CommitUncertain(e.to_string()))
+                }
+            }
+        }
+        self.commit_here(entry).await
+    }
+
+    /// Catch up until `seq` is applied here. Entries up to a forwarded
+    /// commit all exist once the leader answered, so one pass normally
+    /// suffices; a few more cover a racing tail.
+    async fn await_applied(&self, seq: u64) -> Result<()> {
+        for _ in 0..8 {
+            if self.head() >= seq {
+                return Ok(());
+            }
+            self.catch_up().await?;
+        }
+        if self.head() >= seq {
+            return Ok(());
+        }
+        Err(Error::CommitUncertain(format!(
+            "{} committed by the leader but not readable here yet",
+            log_key(seq)
+        )))
+    }
+
+    /// Commit `entry` at the next free slot of the log, from this agent,
+    /// and return its outcomes once every entry before it is known. Safe to
+    /// call concurrently: entries are pipelined.
+    pub async fn commit_here(&self, entry: &EncodedEntry) -> Result<Committed> {
         let id = entry.entry.commit_id;
         let (tx, rx) = oneshot::channel();
         self.sequencer.lock().wait_for(id, tx);
@@ -270,7 +336,7 @@ impl CommitLog {
             time_ms: self.clock.wall_ms(),
             intents: vec![Intent::Tick],
         };
-        self.commit(&EncodedEntry::encode(tick, Bytes::new())?)
+        self.commit_here(&EncodedEntry::encode(tick, Bytes::new())?)
             .await?;
         Ok(true)
     }

@@ -9,6 +9,7 @@ mod apply;
 mod apply_groups;
 mod commit;
 mod entry;
+mod forward;
 mod gc;
 pub mod invariants;
 mod sequencer;
@@ -21,6 +22,7 @@ pub use entry::{
     log_key, Append, ChunkIntent, EncodedEntry, Intent, Location, LogEntry, ProducerSeq,
     TopicConfig, ENTRY_HEADER_BYTES,
 };
+pub use forward::{ForwardError, Forwarder};
 pub use gc::{collect_garbage, GcConfig, GcReport};
 pub use state::{
     checkpoint_key, ChunkRef, ObjectRef, PartitionState, ProducerState, State, TopicState,

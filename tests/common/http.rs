@@ -41,3 +41,18 @@ pub async fn create_topic(url: &str, name: &str, partitions: u32) {
     .await;
     assert_eq!(s, 201, "{body}");
 }
+
+/// One gauge or counter from an agent's `/metrics` (0 when absent).
+pub async fn metric(url: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}

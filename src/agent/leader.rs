@@ -1,0 +1,229 @@
+//! The soft leader (DESIGN §4.3) over HTTP. Agents share one lease object,
+//! `leader`, in the store: the holder rewrites it every third of
+//! `leader_lease_ms`; when it is absent or expired, any agent writes itself
+//! in (last writer wins; two agents that both think they lead only cost
+//! conflicts). Followers forward their encoded log entries to the leader's
+//! `POST /internal/v1/commit`, which commits them with its own pipeline and
+//! answers the outcomes. A leader that is unreachable, busy or no longer
+//! leading answers before committing, so the follower commits directly.
+//! It must not decide outcomes or change what an entry holds.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::log::{Committed, EncodedEntry, ForwardError, Forwarder};
+use crate::node::Node;
+use crate::store::PutMode;
+use async_trait::async_trait;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+
+/// The lease object's key, beside `log/`, `checkpoints/` and `segments/`.
+pub const LEASE_KEY: &str = "leader";
+/// Forwarded entries a leader commits at once; past it, followers commit
+/// directly.
+const FORWARDED_IN_FLIGHT_MAX: usize = 256;
+
+/// What the lease object holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Lease {
+    pub agent_id: String,
+    /// Where followers reach the leader, e.g. `http://10.0.0.7:8470`.
+    pub url: String,
+    /// Wall-clock ms after which any agent may take the lease.
+    pub expires_ms: u64,
+}
+
+/// One agent's side of the soft leader: what it knows of the lease, and
+/// the HTTP client that forwards entries.
+#[derive(Debug)]
+pub struct SoftLeader {
+    http: reqwest::Client,
+    agent_id: String,
+    url: String,
+    lease_ms: u64,
+    /// The leader to forward to (`None`: commit directly).
+    leader_url: RwLock<Option<String>>,
+    /// This agent renewed the lease and is taking forwarded entries.
+    leading: AtomicBool,
+    slots: Semaphore,
+}
+
+impl SoftLeader {
+    pub fn new(agent_id: &str, url: &str, lease_ms: u64, forward_timeout_ms: u64) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(forward_timeout_ms))
+            .connect_timeout(Duration::from_millis(1_000))
+            .build()
+            .unwrap_or_default();
+        SoftLeader {
+            http,
+            agent_id: agent_id.to_string(),
+            url: url.trim_end_matches('/').to_string(),
+            lease_ms: lease_ms.max(300),
+            leader_url: RwLock::new(None),
+            leading: AtomicBool::new(false),
+            slots: Semaphore::new(FORWARDED_IN_FLIGHT_MAX),
+        }
+    }
+
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+
+    /// Stop leading and forwarding (shutdown).
+    pub fn step_down(&self) {
+        self.leading.store(false, Ordering::SeqCst);
+        *self.leader_url.write() = None;
+    }
+
+    /// One lease round: read the lease, renew or take it if it is ours or
+    /// free, else follow its holder.
+    pub async fn round(&self, node: &Node) {
+        let now = node.now_ms();
+        let current = match node.store().get(LEASE_KEY).await {
+            Ok(b) => serde_json::from_slice::<Lease>(&b).ok(),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the leader lease; committing directly");
+                self.step_down();
+                return;
+            }
+        };
+        match current {
+            Some(l) if l.agent_id != self.agent_id && l.expires_ms >= now => {
+                self.leading.store(false, Ordering::SeqCst);
+                *self.leader_url.write() = Some(l.url);
+            }
+            held => {
+                let ours = held.is_some_and(|l| l.agent_id == self.agent_id);
+                let lease = Lease {
+                    agent_id: self.agent_id.clone(),
+                    url: self.url.clone(),
+                    expires_ms: now + self.lease_ms,
+                };
+                let body = serde_json::to_vec(&lease).unwrap_or_default();
+                let wrote = node
+                    .store()
+                    .put(LEASE_KEY, body.into(), PutMode::Overwrite)
+                    .await;
+                *self.leader_url.write() = None;
+                // A lease we just took may have been taken by another agent
+                // at the same time: lead only once a read showed it ours.
+                self.leading.store(ours && wrote.is_ok(), Ordering::SeqCst);
+                if let Err(e) = wrote {
+                    tracing::warn!(error = %e, "cannot write the leader lease");
+                }
+            }
+        }
+        metrics::gauge!("skiff_leader").set(if self.is_leading() { 1.0 } else { 0.0 });
+    }
+
+    /// Hand the lease back (an expired lease) so another agent takes it
+    /// at its next round instead of after `leader_lease_ms`.
+    async fn release(&self, node: &Node) {
+        let lease = Lease {
+            agent_id: self.agent_id.clone(),
+            url: self.url.clone(),
+            expires_ms: 0,
+        };
+        let body = serde_json::to_vec(&lease).unwrap_or_default();
+        if let Err(e) = node
+            .store()
+            .put(LEASE_KEY, body.into(), PutMode::Overwrite)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot release the leader lease; it expires by itself");
+        }
+    }
+
+    /// Keep the lease until `stop` turns true.
+    pub async fn run(self: Arc<Self>, node: Weak<Node>, mut stop: watch::Receiver<bool>) {
+        let every = Duration::from_millis(self.lease_ms / 3);
+        loop {
+            {
+                let Some(node) = node.upgrade() else { return };
+                self.round(&node).await;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = async { drop(stop.wait_for(|s| *s).await) } => {
+                    let was_leading = self.is_leading();
+                    self.step_down();
+                    if let (true, Some(node)) = (was_leading, node.upgrade()) {
+                        self.release(&node).await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Forwarder for SoftLeader {
+    fn leader(&self) -> Option<String> {
+        self.leader_url.read().clone()
+    }
+
+    async fn forward(&self, url: &str, entry: Bytes) -> Result<Committed, ForwardError> {
+        let sent = self
+            .http
+            .post(format!("{url}/internal/v1/commit"))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(entry)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return Err(ForwardError::NotTaken(e.to_string())),
+            Err(e) => return Err(ForwardError::Uncertain(e.to_string())),
+        };
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ForwardError::Uncertain(e.to_string()))?;
+        match status {
+            StatusCode::OK => postcard::from_bytes::<Committed>(&body)
+                .map_err(|e| ForwardError::Uncertain(format!("undecodable answer: {e}"))),
+            StatusCode::CONFLICT | StatusCode::TOO_MANY_REQUESTS => Err(ForwardError::NotTaken(
+                String::from_utf8_lossy(&body).into_owned(),
+            )),
+            other => Err(ForwardError::Uncertain(format!(
+                "{other}: {}",
+                String::from_utf8_lossy(&body)
+            ))),
+        }
+    }
+}
+
+/// `POST /internal/v1/commit`: commit a follower's encoded entry here.
+/// Answers 409 when not leading and 429 when busy, both before committing.
+pub async fn commit_forwarded(State(s): State<AppState>, body: Bytes) -> Response {
+    let Some(leader) = s.leader.as_ref().filter(|l| l.is_leading()) else {
+        return (StatusCode::CONFLICT, "not the leader").into_response();
+    };
+    let Ok(_slot) = leader.slots.try_acquire() else {
+        return (StatusCode::TOO_MANY_REQUESTS, "leader busy").into_response();
+    };
+    let entry = match EncodedEntry::decode("forwarded entry", body) {
+        Ok(e) => e,
+        Err(e) => return ApiError::bad_request(e.to_string()).into_response(),
+    };
+    match s.node.log().commit_here(&entry).await {
+        Ok(c) => match postcard::to_allocvec(&c) {
+            Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+            Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+                .into_response(),
+        },
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
