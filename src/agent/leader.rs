@@ -30,6 +30,8 @@ pub const LEASE_KEY: &str = "leader";
 /// Forwarded entries a leader commits at once; past it, followers commit
 /// directly.
 const FORWARDED_IN_FLIGHT_MAX: usize = 256;
+/// How soon an agent that took a free lease reads it back.
+const CONFIRM_MS: u64 = 200;
 
 /// What the lease object holds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -85,8 +87,9 @@ impl SoftLeader {
     }
 
     /// One lease round: read the lease, renew or take it if it is ours or
-    /// free, else follow its holder.
-    pub async fn round(&self, node: &Node) {
+    /// free, else follow its holder. Returns whether it took a free lease
+    /// (to be confirmed by a prompt second round).
+    pub async fn round(&self, node: &Node) -> bool {
         let now = node.now_ms();
         let current = match node.store().get(LEASE_KEY).await {
             Ok(b) => serde_json::from_slice::<Lease>(&b).ok(),
@@ -94,13 +97,14 @@ impl SoftLeader {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the leader lease; committing directly");
                 self.step_down();
-                return;
+                return false;
             }
         };
-        match current {
+        let took = match current {
             Some(l) if l.agent_id != self.agent_id && l.expires_ms >= now => {
                 self.leading.store(false, Ordering::SeqCst);
                 *self.leader_url.write() = Some(l.url);
+                false
             }
             held => {
                 let ours = held.is_some_and(|l| l.agent_id == self.agent_id);
@@ -118,12 +122,17 @@ impl SoftLeader {
                 // A lease we just took may have been taken by another agent
                 // at the same time: lead only once a read showed it ours.
                 self.leading.store(ours && wrote.is_ok(), Ordering::SeqCst);
-                if let Err(e) = wrote {
-                    tracing::warn!(error = %e, "cannot write the leader lease");
+                match wrote {
+                    Ok(()) => !ours,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot write the leader lease");
+                        false
+                    }
                 }
             }
-        }
+        };
         metrics::gauge!("skiff_leader").set(if self.is_leading() { 1.0 } else { 0.0 });
+        took
     }
 
     /// Hand the lease back (an expired lease) so another agent takes it
@@ -147,13 +156,16 @@ impl SoftLeader {
     /// Keep the lease until `stop` turns true.
     pub async fn run(self: Arc<Self>, node: Weak<Node>, mut stop: watch::Receiver<bool>) {
         let every = Duration::from_millis(self.lease_ms / 3);
+        // Until a taken lease is confirmed, agents race for log slots:
+        // confirm it promptly.
+        let confirm = every.min(Duration::from_millis(CONFIRM_MS));
         loop {
-            {
+            let took = {
                 let Some(node) = node.upgrade() else { return };
-                self.round(&node).await;
-            }
+                self.round(&node).await
+            };
             tokio::select! {
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(if took { confirm } else { every }) => {}
                 _ = async { drop(stop.wait_for(|s| *s).await) } => {
                     let was_leading = self.is_leading();
                     self.step_down();

@@ -26,6 +26,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
+/// A commit slower than this is logged.
+const SLOW_COMMIT_MS: u128 = 1_000;
+/// Rounds of "forward, else race" before an entry commits here regardless.
+const YIELDS_MAX: usize = 8;
+
 /// Commit-log settings.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -189,35 +194,56 @@ impl CommitLog {
     /// not acknowledged; it may still become visible later
     /// (`CommitUncertain`), so clients retry idempotently.
     pub async fn commit(&self, entry: &EncodedEntry) -> Result<Committed> {
-        let leader = self.forwarder.get().and_then(|f| Some((f, f.leader()?)));
-        if let Some((f, url)) = leader {
-            match f.forward(&url, entry.bytes.clone()).await {
-                Ok(c) => {
-                    self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-                    self.learn(c.seq, entry.clone());
-                    // Appends are answered by their outcomes alone; other
-                    // intents' callers read the state next, so they see
-                    // their own write (read-your-writes on every agent).
-                    let appends_only = entry
-                        .entry
-                        .intents
-                        .iter()
-                        .all(|i| matches!(i, Intent::Append(_)));
-                    if !appends_only {
-                        self.await_applied(c.seq).await?;
+        let started = std::time::Instant::now();
+        let r = self.commit_inner(entry).await;
+        let ms = started.elapsed().as_millis();
+        if ms >= SLOW_COMMIT_MS {
+            tracing::warn!(ms, seq = ?r.as_ref().map(|c| c.seq).ok(), "slow commit");
+        }
+        r
+    }
+
+    async fn commit_inner(&self, entry: &EncodedEntry) -> Result<Committed> {
+        // Bounded: each round is a real attempt (forwarded or a lost race).
+        for _ in 0..YIELDS_MAX {
+            let leader = self.forwarder.get().and_then(|f| Some((f, f.leader()?)));
+            if let Some((f, url)) = leader {
+                match f.forward(&url, entry.bytes.clone()).await {
+                    Ok(c) => return self.forwarded(entry, c).await,
+                    Err(ForwardError::NotTaken(why)) => {
+                        tracing::debug!(leader = url, why, "committing directly");
+                        self.stats.forward_fallbacks.fetch_add(1, Ordering::Relaxed);
                     }
-                    return Ok(c);
+                    Err(e @ ForwardError::Uncertain(_)) => {
+                        return Err(Error::CommitUncertain(e.to_string()))
+                    }
                 }
-                Err(ForwardError::NotTaken(why)) => {
-                    tracing::debug!(leader = url, why, "committing directly");
-                    self.stats.forward_fallbacks.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e @ ForwardError::Uncertain(_)) => {
-                    return Err(Error::CommitUncertain(e.to_string()))
-                }
+            }
+            // Racing a leader for slots loses every time: after a lost race
+            // (the entry landed nowhere), forward again if one is known.
+            if let Some(c) = self.commit_local(entry, true).await? {
+                return Ok(c);
             }
         }
         self.commit_here(entry).await
+    }
+
+    /// A forwarded commit's answer, once it is safe to give.
+    async fn forwarded(&self, entry: &EncodedEntry, c: Committed) -> Result<Committed> {
+        self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+        self.learn(c.seq, entry.clone());
+        // Appends are answered by their outcomes alone; other intents'
+        // callers read the state next, so they see their own write
+        // (read-your-writes on every agent).
+        let appends_only = entry
+            .entry
+            .intents
+            .iter()
+            .all(|i| matches!(i, Intent::Append(_)));
+        if !appends_only {
+            self.await_applied(c.seq).await?;
+        }
+        Ok(c)
     }
 
     /// Catch up until `seq` is applied here. Entries up to a forwarded
@@ -243,12 +269,31 @@ impl CommitLog {
     /// and return its outcomes once every entry before it is known. Safe to
     /// call concurrently: entries are pipelined.
     pub async fn commit_here(&self, entry: &EncodedEntry) -> Result<Committed> {
+        match self.commit_local(entry, false).await? {
+            Some(c) => Ok(c),
+            None => Err(Error::CommitUncertain(
+                "commit yielded without a leader".into(),
+            )),
+        }
+    }
+
+    /// `commit_here`; with `yield_to_leader`, `None` after a lost race
+    /// while a leader is known (the entry landed nowhere).
+    async fn commit_local(
+        &self,
+        entry: &EncodedEntry,
+        yield_to_leader: bool,
+    ) -> Result<Option<Committed>> {
         let id = entry.entry.commit_id;
         let (tx, rx) = oneshot::channel();
         self.sequencer.lock().wait_for(id, tx);
-        let landed = self.place(entry).await;
+        let landed = self.place(entry, yield_to_leader).await;
         let (slot, confirmed_at) = match landed {
-            Ok(l) => l,
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                self.sequencer.lock().take_waiter(id);
+                return Ok(None);
+            }
             Err(e) => {
                 self.sequencer.lock().take_waiter(id);
                 return Err(e);
@@ -260,7 +305,7 @@ impl CommitLog {
         self.sequencer.lock().take_waiter(id);
         let took = self.clock.mono_ms().saturating_sub(confirmed_at);
         match answer {
-            Ok(Ok(c)) if took <= budget => Ok(c),
+            Ok(Ok(c)) if took <= budget => Ok(Some(c)),
             _ => Err(Error::CommitUncertain(format!(
                 "{} landed but the entries before it were not known within {budget} ms; not acked",
                 log_key(slot)
@@ -269,8 +314,13 @@ impl CommitLog {
     }
 
     /// Write `entry` into a free slot; the slot and the view confirmation
-    /// it was written under.
-    async fn place(&self, entry: &EncodedEntry) -> Result<(u64, u64)> {
+    /// it was written under. `None`: it lost a race while a leader is known
+    /// and `yield_to_leader` asked to stop there.
+    async fn place(
+        &self,
+        entry: &EncodedEntry,
+        yield_to_leader: bool,
+    ) -> Result<Option<(u64, u64)>> {
         let mut timeouts = 0;
         let mut retry_slot = None;
         loop {
@@ -297,13 +347,17 @@ impl CommitLog {
                         self.stats.landed_ahead.fetch_add(1, Ordering::Relaxed);
                     }
                     self.learn(slot, entry.clone());
-                    return Ok((slot, confirmed_at));
+                    return Ok(Some((slot, confirmed_at)));
                 }
                 Ok(Created::Theirs(bytes)) => {
                     self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("skiff_log_conflicts_total").increment(1);
                     self.learn(slot, EncodedEntry::decode(&key, bytes)?);
                     timeouts = 0;
+                    let leader_known = self.forwarder.get().is_some_and(|f| f.leader().is_some());
+                    if yield_to_leader && leader_known {
+                        return Ok(None);
+                    }
                 }
                 Err(e)
                     if e.kind == StoreErrorKind::Timeout
