@@ -350,11 +350,31 @@ impl Drop for Node {
     }
 }
 
+/// How long a follower's pull of new entries from the leader waits.
+const FOLLOW_WAIT_MS: u64 = 2_000;
+
+/// Learn other agents' entries: from the soft leader when there is one (at
+/// once), else by GETting `log/<head+1>` every `interval_ms`. A follower
+/// still confirms its view against the store every half `view_ttl_ms`.
 async fn tail_loop(node: std::sync::Weak<Node>, interval_ms: u64) {
     let mut backoff_ms = interval_ms.max(1);
     loop {
         tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
         let Some(node) = node.upgrade() else { return };
+        match node.log.follow(FOLLOW_WAIT_MS).await {
+            Ok(true) => {
+                let ttl = node.log.config().view_ttl_ms;
+                if node.log.view_age_ms().is_none_or(|age| age > ttl / 2) {
+                    if let Err(e) = node.log.catch_up().await {
+                        tracing::warn!(error = %e, "confirming the log view failed");
+                    }
+                }
+                backoff_ms = 0;
+                continue;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::debug!(error = %e, "following the leader failed; reading the store"),
+        }
         let tailed = match node.log.catch_up().await {
             Ok(_) => node.log.fill_holes(&node.agent_id).await.map(|_| ()),
             Err(e) => Err(e),

@@ -1,6 +1,6 @@
 //! The soft leader (DESIGN §4.3) with real concurrent agents: three agents
-//! elect one, the others forward their entries to it and the log sees no
-//! conflicts; and SIGKILL of the leader process mid-load loses nothing
+//! elect one, the others forward their entries to it and learn new entries
+//! from it, and the log sees no conflicts; and SIGKILL of the leader process mid-load loses nothing
 //! acked and duplicates nothing, while the survivors commit directly and
 //! then elect a new leader.
 
@@ -116,6 +116,27 @@ async fn three_agents_elect_one_leader_that_commits_for_all_without_conflicts() 
             leads,
             "forwarded {forwarded}, leading {leads}"
         );
+    }
+
+    // Followers learn new entries from the leader, not by polling the store.
+    let leader_head = agents
+        .iter()
+        .find(|a| a.leader.as_ref().is_some_and(|l| l.is_leading()))
+        .map(|a| a.node.log().head())
+        .unwrap();
+    until("every agent reaches the leader's head", 20, async || {
+        agents.iter().all(|a| a.node.log().head() >= leader_head)
+    })
+    .await;
+    for a in &agents {
+        let followed = a
+            .node
+            .log()
+            .stats()
+            .entries_followed
+            .load(Ordering::Relaxed);
+        let leads = a.leader.as_ref().is_some_and(|l| l.is_leading());
+        assert_eq!(followed == 0, leads, "followed {followed}, leading {leads}");
     }
 
     let fresh = node(&store).await;

@@ -6,6 +6,9 @@
 //! `POST /internal/v1/commit`, which commits them with its own pipeline and
 //! answers the outcomes. A leader that is unreachable, busy or no longer
 //! leading answers before committing, so the follower commits directly.
+//! Followers also long-poll `GET /internal/v1/log` for the entries the
+//! leader applied, so they learn new entries at once instead of by
+//! polling the store.
 //! It must not decide outcomes or change what an entry holds.
 
 use super::error::ApiError;
@@ -214,6 +217,118 @@ impl Forwarder for SoftLeader {
                 String::from_utf8_lossy(&body)
             ))),
         }
+    }
+
+    async fn pull(
+        &self,
+        url: &str,
+        after: u64,
+        wait_ms: u64,
+    ) -> Result<Vec<(u64, Bytes)>, ForwardError> {
+        let not_taken = |e: String| ForwardError::NotTaken(e);
+        let resp = self
+            .http
+            .get(format!(
+                "{url}/internal/v1/log?after={after}&wait_ms={wait_ms}"
+            ))
+            .send()
+            .await
+            .map_err(|e| not_taken(e.to_string()))?;
+        if resp.status() != StatusCode::OK {
+            return Err(not_taken(format!("the leader answered {}", resp.status())));
+        }
+        let body = resp.bytes().await.map_err(|e| not_taken(e.to_string()))?;
+        decode_frames(body).map_err(not_taken)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_frames_round_trip_and_truncation_is_an_error() {
+        let entries = vec![(7, Bytes::from_static(b"abc")), (8, Bytes::new())];
+        let body = encode_frames(&entries);
+        assert_eq!(decode_frames(body.clone()).unwrap(), entries);
+        for cut in 1..body.len() {
+            if cut != 15 {
+                assert!(decode_frames(body.slice(..cut)).is_err(), "cut at {cut}");
+            }
+        }
+    }
+}
+
+/// Entries as one body: per entry its sequence (u64 LE), its length (u32
+/// LE) and its encoded bytes, which carry their own header and checks.
+fn encode_frames(entries: &[(u64, Bytes)]) -> Bytes {
+    let mut out = bytes::BytesMut::with_capacity(entries.iter().map(|(_, b)| b.len() + 12).sum());
+    for (seq, b) in entries {
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(b);
+    }
+    out.freeze()
+}
+
+fn decode_frames(mut body: Bytes) -> Result<Vec<(u64, Bytes)>, String> {
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        if body.len() < 12 {
+            return Err("truncated entry frame".into());
+        }
+        let head = body.split_to(12);
+        let seq = u64::from_le_bytes(head[..8].try_into().map_err(|_| "bad frame")?);
+        let len = u32::from_le_bytes(head[8..].try_into().map_err(|_| "bad frame")?) as usize;
+        if body.len() < len {
+            return Err(format!("entry {seq}: frame of {len} bytes is truncated"));
+        }
+        out.push((seq, body.split_to(len)));
+    }
+    Ok(out)
+}
+
+/// Query of `GET /internal/v1/log`.
+#[derive(Debug, Deserialize)]
+pub struct FeedQuery {
+    pub after: u64,
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+/// The longest a follower's pull waits.
+const FEED_WAIT_MS_MAX: u64 = 10_000;
+/// Bytes of entries per pull answer, about.
+const FEED_BYTES_MAX: usize = 4 << 20;
+
+/// `GET /internal/v1/log?after=N&wait_ms=M`: the entries after N that this
+/// leader applied, waiting for one up to M ms. 409 when not leading, 410
+/// when they are not kept (the follower reads the store instead).
+pub async fn log_feed(
+    State(s): State<AppState>,
+    query: Result<axum::extract::Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let axum::extract::Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if !s.leader.as_ref().is_some_and(|l| l.is_leading()) {
+        return (StatusCode::CONFLICT, "not the leader").into_response();
+    }
+    let log = s.node.log();
+    if log.head() <= q.after {
+        let mut rx = log.subscribe();
+        let mut shutdown = s.shutdown.clone();
+        let wait = Duration::from_millis(q.wait_ms.min(FEED_WAIT_MS_MAX));
+        let after = q.after;
+        tokio::select! {
+            _ = tokio::time::timeout(wait, async move { rx.wait_for(|h| *h > after).await.map(|_| ()) }) => {}
+            _ = super::wait_shutdown(&mut shutdown) => {}
+        }
+    }
+    match log.entries_after(q.after, FEED_BYTES_MAX) {
+        Some(entries) => (StatusCode::OK, encode_frames(&entries)).into_response(),
+        None => (StatusCode::GONE, "entries no longer kept; read the store").into_response(),
     }
 }
 

@@ -150,6 +150,7 @@ pub fn router(state: AppState, request_bytes_max: usize) -> Router {
         .route("/v1/topics/{topic}/records", post(records::produce))
         .route("/v1/records", post(records::produce_atomic))
         .route("/internal/v1/commit", post(leader::commit_forwarded))
+        .route("/internal/v1/log", get(leader::log_feed))
         .route(
             "/v1/topics/{topic}/partitions/{partition}/records",
             get(records::fetch),

@@ -14,6 +14,7 @@ use super::apply::{apply, Outcome};
 use super::entry::{log_key, EncodedEntry, Intent, LogEntry};
 use super::forward::{ForwardError, Forwarder};
 use super::invariants;
+use super::recent::RecentEntries;
 use super::sequencer::Sequencer;
 use super::state::{checkpoint_key, State};
 use crate::clock::SharedClock;
@@ -30,6 +31,8 @@ use tokio::sync::{oneshot, watch};
 const SLOW_COMMIT_MS: u128 = 1_000;
 /// Rounds of "forward, else race" before an entry commits here regardless.
 const YIELDS_MAX: usize = 8;
+/// How long the leader keeps recent entries after a follower last asked.
+const FEED_KEEP_MS: u64 = 10_000;
 
 /// Commit-log settings.
 #[derive(Debug, Clone)]
@@ -79,6 +82,8 @@ pub struct LogStats {
     pub forwarded: AtomicU64,
     /// Entries committed directly because the leader did not take them.
     pub forward_fallbacks: AtomicU64,
+    /// Entries learnt from the leader rather than read from the store.
+    pub entries_followed: AtomicU64,
 }
 
 /// A landed commit: where it landed and what `apply` made of each intent.
@@ -105,6 +110,10 @@ pub struct CommitLog {
     pub(super) confirmed_at_ms: AtomicU64,
     /// The soft leader, once the agent installed one.
     forwarder: OnceLock<Arc<dyn Forwarder>>,
+    /// Recently applied entries, kept while followers pull them.
+    pub(super) recent: Mutex<RecentEntries>,
+    /// Monotonic ms until which to keep `recent` (a pull extends it).
+    feed_until_ms: AtomicU64,
 }
 
 impl CommitLog {
@@ -126,6 +135,8 @@ impl CommitLog {
             stats: LogStats::default(),
             confirmed_at_ms: AtomicU64::new(u64::MAX),
             forwarder: OnceLock::new(),
+            recent: Mutex::new(RecentEntries::default()),
+            feed_until_ms: AtomicU64::new(0),
         });
         log.catch_up().await?;
         Ok(log)
@@ -158,9 +169,13 @@ impl CommitLog {
     pub(super) fn learn(&self, slot: u64, entry: EncodedEntry) {
         let mut sq = self.sequencer.lock();
         sq.learn(self.head(), slot, entry);
+        let feeding = self.clock.mono_ms() < self.feed_until_ms.load(Ordering::Relaxed);
         while let Some(e) = sq.next_ready(self.head()) {
             let seq = self.head() + 1;
             let outcomes = self.apply_entry(seq, &e);
+            if feeding {
+                self.recent.lock().push(seq, e.bytes.clone());
+            }
             if let Some(waiter) = sq.take_waiter(e.entry.commit_id) {
                 if seq % self.config.checkpoint_interval_entries.max(1) == 0 {
                     self.spawn_checkpoint();
@@ -182,6 +197,31 @@ impl CommitLog {
         self.stats.entries_applied.fetch_add(1, Ordering::Relaxed);
         self.head_tx.send_replace(seq);
         out
+    }
+
+    /// Entries after `after` as encoded bytes, for a follower; `None` if
+    /// they are no longer (or not yet) kept. Asking keeps them kept.
+    pub fn entries_after(&self, after: u64, bytes_max: usize) -> Option<Vec<(u64, Bytes)>> {
+        self.feed_until_ms
+            .store(self.clock.mono_ms() + FEED_KEEP_MS, Ordering::Relaxed);
+        self.recent.lock().after(after, bytes_max)
+    }
+
+    /// Learn new entries from the leader instead of the store, waiting up
+    /// to `wait_ms` for one. `Ok(false)`: no leader to follow.
+    pub async fn follow(&self, wait_ms: u64) -> Result<bool> {
+        let Some((f, url)) = self.forwarder.get().and_then(|f| Some((f, f.leader()?))) else {
+            return Ok(false);
+        };
+        let entries = f
+            .pull(&url, self.head(), wait_ms)
+            .await
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        for (seq, bytes) in entries {
+            self.learn(seq, EncodedEntry::decode(&log_key(seq), bytes)?);
+            self.stats.entries_followed.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(true)
     }
 
     /// Forward commits to a soft leader from now on (at most once).

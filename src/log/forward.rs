@@ -5,7 +5,9 @@
 //! log's create-if-absent still decides every slot: a stale or absent
 //! leader only costs a fallback to committing directly, never correctness.
 //! An entry is forwarded at most once and never re-sent after it may have
-//! reached the leader (that could commit it twice). This module owns the
+//! reached the leader (that could commit it twice). Followers also pull
+//! new entries from the leader, which has them, instead of polling the
+//! store for them. This module owns the
 //! contract; the HTTP side lives in `agent::leader`, and it must not know
 //! about HTTP.
 
@@ -34,4 +36,14 @@ pub trait Forwarder: Send + Sync + std::fmt::Debug {
 
     /// Have the leader at `url` commit the encoded entry.
     async fn forward(&self, url: &str, entry: Bytes) -> Result<Committed, ForwardError>;
+
+    /// The encoded entries after `after` that the leader at `url` has
+    /// applied, waiting up to `wait_ms` for one. An error means "read the
+    /// store instead".
+    async fn pull(
+        &self,
+        url: &str,
+        after: u64,
+        wait_ms: u64,
+    ) -> Result<Vec<(u64, Bytes)>, ForwardError>;
 }

@@ -12,6 +12,7 @@ mod entry;
 mod forward;
 mod gc;
 pub mod invariants;
+mod recent;
 mod sequencer;
 mod state;
 mod tail;

@@ -87,6 +87,7 @@ impl CommitLog {
                 if ckpt.seq > self.head() {
                     tracing::info!(seq = ckpt.seq, "loading checkpoint");
                     sq.forget_through(ckpt.seq);
+                    self.recent.lock().clear();
                     *self.state.write() = ckpt;
                     self.head_tx.send_replace(self.head());
                 }
