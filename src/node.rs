@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use crate::fetch::{ChunkCache, FetchConfig, FetchRequest, FetchResult, Reader};
 use crate::ingest::{IngestConfig, Ingester, ProduceRequest};
 use crate::log::{
-    collect_garbage, new_commit_id, CommitLog, EncodedEntry, GcConfig, GcReport, Intent, LogConfig,
-    LogEntry, Outcome, TopicConfig, PARTITIONS_MAX,
+    collect_garbage, log_key, new_commit_id, CommitLog, EncodedEntry, GcConfig, GcReport, Intent,
+    Location, LogConfig, LogEntry, Outcome, TopicConfig, ENTRY_HEADER_BYTES, PARTITIONS_MAX,
 };
 use crate::store::{InstrumentedStore, RetryPolicy, RetryStore, SharedStore, StoreStats};
 use bytes::Bytes;
@@ -120,6 +120,7 @@ impl Node {
             .unwrap_or_else(|| format!("agent-{}", ulid::Ulid::new()));
         let log = CommitLog::open(store.clone(), clock.clone(), config.log.clone()).await?;
         let cache = Arc::new(ChunkCache::new(config.cache_bytes_max));
+        log.set_apply_hook(cache_inline_chunks(cache.clone()));
         let ingester = Ingester::start(
             log.clone(),
             store.clone(),
@@ -348,6 +349,26 @@ impl Drop for Node {
             t.abort();
         }
     }
+}
+
+/// Entries carry small flushes inline: whoever applies an entry (from its
+/// own write, the store or the leader) has those bytes already, so they go
+/// into the chunk cache and a read of them costs no GET.
+fn cache_inline_chunks(cache: Arc<ChunkCache>) -> crate::log::ApplyHook {
+    Box::new(move |seq, e| {
+        let key = log_key(seq);
+        for intent in &e.entry.intents {
+            let Intent::Append(a) = intent else { continue };
+            for c in &a.chunks {
+                if let Location::Inline { start, len } = c.location {
+                    let from = (ENTRY_HEADER_BYTES + start) as usize;
+                    if let Some(b) = e.bytes.get(from..from + len as usize) {
+                        cache.insert(&key, from as u64, e.bytes.slice_ref(b));
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// How long a follower's pull of new entries from the leader waits.

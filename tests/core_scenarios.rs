@@ -316,3 +316,31 @@ async fn a_restart_hundreds_of_entries_behind_replays_them_in_order() {
         assert_eq!(read_all(&fresh, "t", 2).await.len(), count as usize / 3);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_agent_reads_inline_records_it_learnt_without_a_data_get() {
+    let (store, _g) = new_store("memory");
+    let writer = node(&store).await;
+    // No tail loop: every GET the reader makes below is the read's own.
+    let mut quiet = fast_config();
+    quiet.tail_interval_ms = 3_600_000;
+    let reader = node_with(&store, quiet, skiff::clock::SystemClock::shared()).await;
+    writer
+        .create_topic("t", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let values: Vec<String> = (0..5).map(|i| format!("small-{i}")).collect();
+    writer.produce(request("t", 0, &values)).await.unwrap();
+    reader.log().catch_up().await.unwrap();
+    let gets_before = reader.store_stats().snapshot().gets;
+    let got = read_all(&reader, "t", 0).await;
+    let gets = reader.store_stats().snapshot().gets - gets_before;
+    assert_eq!(
+        got.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+        values
+    );
+    assert_eq!(
+        gets, 0,
+        "the entry was read again to serve its inline records"
+    );
+}

@@ -114,6 +114,20 @@ pub struct CommitLog {
     pub(super) recent: Mutex<RecentEntries>,
     /// Monotonic ms until which to keep `recent` (a pull extends it).
     feed_until_ms: AtomicU64,
+    /// Called with every entry as it is applied (the node fills its chunk
+    /// cache with inline chunks, so reads of them cost no GET).
+    on_apply: OnceLock<HookCell>,
+}
+
+/// See [`CommitLog::set_apply_hook`].
+pub type ApplyHook = Box<dyn Fn(u64, &EncodedEntry) + Send + Sync>;
+
+struct HookCell(ApplyHook);
+
+impl std::fmt::Debug for HookCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApplyHook")
+    }
 }
 
 impl CommitLog {
@@ -137,6 +151,7 @@ impl CommitLog {
             forwarder: OnceLock::new(),
             recent: Mutex::new(RecentEntries::default()),
             feed_until_ms: AtomicU64::new(0),
+            on_apply: OnceLock::new(),
         });
         log.catch_up().await?;
         Ok(log)
@@ -175,6 +190,9 @@ impl CommitLog {
             let outcomes = self.apply_entry(seq, &e);
             if feeding {
                 self.recent.lock().push(seq, e.bytes.clone());
+            }
+            if let Some(hook) = self.on_apply.get() {
+                (hook.0)(seq, &e);
             }
             if let Some(waiter) = sq.take_waiter(e.entry.commit_id) {
                 if seq % self.config.checkpoint_interval_entries.max(1) == 0 {
@@ -222,6 +240,12 @@ impl CommitLog {
             self.stats.entries_followed.fetch_add(1, Ordering::Relaxed);
         }
         Ok(true)
+    }
+
+    /// Run `hook` on every entry applied from now on (at most once; keep it
+    /// quick: it runs under the log's ordering lock).
+    pub fn set_apply_hook(&self, hook: ApplyHook) {
+        let _ = self.on_apply.set(HookCell(hook));
     }
 
     /// Forward commits to a soft leader from now on (at most once).

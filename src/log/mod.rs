@@ -18,7 +18,7 @@ mod state;
 mod tail;
 
 pub use apply::{apply, Outcome, RejectKind, Rejection, PARTITIONS_MAX};
-pub use commit::{CommitLog, Committed, LogConfig, LogStats};
+pub use commit::{ApplyHook, CommitLog, Committed, LogConfig, LogStats};
 pub use entry::{
     log_key, Append, ChunkIntent, EncodedEntry, Intent, Location, LogEntry, ProducerSeq,
     TopicConfig, ENTRY_HEADER_BYTES,
