@@ -53,6 +53,35 @@ fn spawn_produce(
     tokio::spawn(async move { a.produce(request("t", 0, &[v])).await })
 }
 
+type Produced = tokio::task::JoinHandle<skiff::error::Result<Vec<u64>>>;
+
+/// Hold A's write of `gap` at `gate` (then fail it, or let it through),
+/// produce again and wait until that entry lands past the gap: (the held
+/// produce, the one ahead).
+async fn land_ahead_of_a_held_gap(
+    base: &SharedStore,
+    faulty: &FaultStore,
+    a: &Arc<Node>,
+    gap: u64,
+    gate: &Arc<Gate>,
+    then_fail: bool,
+) -> (Produced, Produced) {
+    let fault = if then_fail {
+        Fault::HoldThenFail(gate.clone())
+    } else {
+        Fault::Hold(gate.clone())
+    };
+    faulty.add(FaultRule::new(Op::Put, &log_key(gap), fault).times(1));
+    let held = spawn_produce(a, "held");
+    gate.wait_arrived().await;
+    let ahead = spawn_produce(a, "ahead");
+    until("the next entry lands past the gap", async || {
+        exists(base, &log_key(gap + 1)).await
+    })
+    .await;
+    (held, ahead)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_landed_ahead_of_a_failed_one_is_acked_only_once_the_gap_is_filled() {
     let (base, _g) = new_store("memory");
@@ -60,15 +89,8 @@ async fn an_entry_landed_ahead_of_a_failed_one_is_acked_only_once_the_gap_is_fil
     let gap = head + 1;
     // The write of `gap` hangs, then fails, and so does every retry of it.
     let gate = Gate::new();
-    faulty.add(FaultRule::new(Op::Put, &log_key(gap), Fault::HoldThenFail(gate.clone())).times(1));
+    let (stuck, ahead) = land_ahead_of_a_held_gap(&base, &faulty, &a, gap, &gate, true).await;
     faulty.add(FaultRule::new(Op::Put, &log_key(gap), Fault::Unavailable));
-    let stuck = spawn_produce(&a, "stuck");
-    gate.wait_arrived().await;
-    let ahead = spawn_produce(&a, "ahead");
-    until("the next entry lands past the gap", async || {
-        exists(&base, &log_key(gap + 1)).await
-    })
-    .await;
     a.log().catch_up().await.unwrap();
     assert_eq!(a.log().head(), head, "the gap hides the entry behind it");
     assert!(
@@ -111,14 +133,7 @@ async fn a_writer_dead_mid_pipeline_leaves_a_gap_the_next_writer_fills() {
     let gap = head + 1;
     // A's write of `gap` never completes: A dies with it in flight.
     let gate = Gate::new();
-    faulty.add(FaultRule::new(Op::Put, &log_key(gap), Fault::Hold(gate.clone())).times(1));
-    let _stuck = spawn_produce(&a, "never-written");
-    gate.wait_arrived().await;
-    let ahead = spawn_produce(&a, "ahead-unacked");
-    until("A's next entry lands past the gap", async || {
-        exists(&base, &log_key(gap + 1)).await
-    })
-    .await;
+    let (_stuck, ahead) = land_ahead_of_a_held_gap(&base, &faulty, &a, gap, &gate, false).await;
     assert!(!ahead.is_finished());
     faulty.crash();
     drop(a);
@@ -137,7 +152,7 @@ async fn a_writer_dead_mid_pipeline_leaves_a_gap_the_next_writer_fills() {
     let fresh = node(&base).await;
     let got = read_all(&fresh, "t", 0).await;
     let values: Vec<&str> = got.iter().map(|(_, v)| v.as_str()).collect();
-    assert_eq!(values, ["first", "b", "ahead-unacked"]);
+    assert_eq!(values, ["first", "b", "ahead"]);
     let mut log = BTreeMap::new();
     log.insert(0, got);
     check_history(&acked, &log);
@@ -162,14 +177,7 @@ async fn gc_deletes_only_a_prefix_of_old_entries_so_an_entry_landed_ahead_outliv
     }
     let gap = a.log().head() + 1;
     let gate = Gate::new();
-    faulty.add(FaultRule::new(Op::Put, &log_key(gap), Fault::Hold(gate.clone())).times(1));
-    let late = spawn_produce(&a, "late");
-    gate.wait_arrived().await;
-    let ahead = spawn_produce(&a, "ahead");
-    until("the entry past the gap lands", async || {
-        exists(&base, &log_key(gap + 1)).await
-    })
-    .await;
+    let (late, ahead) = land_ahead_of_a_held_gap(&base, &faulty, &a, gap, &gate, false).await;
     let modified = |list: Vec<skiff::store::ObjectInfo>, key: String| {
         list.into_iter()
             .find(|o| o.key == key)

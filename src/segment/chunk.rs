@@ -158,20 +158,20 @@ pub fn decode_chunk(
             ),
         ));
     }
-    Ok(set
-        .records
-        .into_iter()
-        .map(|r| Record {
-            key: r.key,
-            value: r.value,
-            headers: r
-                .headers
-                .into_iter()
-                .map(|(k, v)| (k.as_str().to_string(), v.unwrap_or_default()))
-                .collect(),
-            timestamp_ms: r.timestamp,
-        })
-        .collect())
+    Ok(set.records.into_iter().map(record_of).collect())
+}
+
+fn record_of(r: KRecord) -> Record {
+    Record {
+        key: r.key,
+        value: r.value,
+        headers: r
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.unwrap_or_default()))
+            .collect(),
+        timestamp_ms: r.timestamp,
+    }
 }
 
 /// Records sent as one or more concatenated Kafka RecordBatch v2 (a
@@ -189,16 +189,7 @@ pub fn decode_batches(mut bytes: Bytes) -> Result<Vec<Record>> {
                         .into(),
                 ));
             }
-            out.push(Record {
-                key: r.key,
-                value: r.value,
-                headers: r
-                    .headers
-                    .into_iter()
-                    .map(|(k, v)| (k.as_str().to_string(), v.unwrap_or_default()))
-                    .collect(),
-                timestamp_ms: r.timestamp,
-            });
+            out.push(record_of(r));
         }
     }
     Ok(out)
