@@ -194,6 +194,26 @@ async fn a_kafka_record_batch_body_produces_like_json() {
     assert_eq!(got[1]["value_base64"], "AAH/");
     assert!(got[1]["timestamp_ms"].as_i64().unwrap() > 1_700_000_000_000);
 
+    // Fetch in the same format: offsets set, positions in headers.
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/v1/topics/bin/partitions/2/records?offset=1"))
+        .header("accept", skiff::agent::KAFKA_BATCH_CONTENT_TYPE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let header = |name: &str| resp.headers()[name].to_str().unwrap().to_string();
+    assert_eq!(
+        (header("skiff-next-offset"), header("skiff-high-watermark")),
+        ("2".to_string(), "2".to_string())
+    );
+    let mut body = resp.bytes().await.unwrap();
+    let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut body).unwrap();
+    let fetched: Vec<_> = sets.iter().flat_map(|s| s.records.iter()).collect();
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].offset, 1);
+    assert_eq!(fetched[0].value.as_deref(), Some(&[0u8, 1, 255][..]));
+
     // Without ?partition=, a keyed record goes where JSON would send it.
     let (b, _) = encode_chunk(&records[..1], Compression::None).unwrap();
     let (s, r) = post_batches(&format!("{url}/v1/topics/bin/records"), b).await;

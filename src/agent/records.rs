@@ -4,17 +4,19 @@
 //! not batch or commit: `Node` does.
 
 use super::error::ApiError;
-use super::extract::{JsonBody, ProduceInput};
+use super::extract::{JsonBody, ProduceInput, KAFKA_BATCH_CONTENT_TYPE};
 use super::json::{
     FetchQuery, FetchResponse, OffsetJson, ProduceBody, ProduceQuery, ProduceResponse, RecordOut,
 };
 use super::{wait_shutdown, AppState};
-use crate::fetch::FetchRequest;
+use crate::fetch::{FetchRequest, FetchResult};
 use crate::ingest::{ProduceRecord, ProduceRequest};
 use crate::log::ProducerSeq;
-use crate::segment::Record;
+use crate::segment::{encode_batch, Compression, Record};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::sync::atomic::Ordering;
 
@@ -186,12 +188,16 @@ pub async fn produce_atomic(
 
 #[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records",
     params(("topic" = String, Path), ("partition" = u32, Path), FetchQuery),
-    responses((status = 200, body = FetchResponse), (status = 404), (status = 416, description = "offset outside the log; the body gives the valid range")))]
+    responses((status = 200, description = "JSON, or with `Accept: application/x-kafka-record-batch` the records as Kafka RecordBatch v2 (offsets set) and the `skiff-next-offset`, `skiff-high-watermark` and `skiff-log-start-offset` headers", content(
+        (FetchResponse = "application/json"),
+        (Vec<u8> = "application/x-kafka-record-batch"),
+    )), (status = 404), (status = 416, description = "offset outside the log; the body gives the valid range")))]
 pub async fn fetch(
     State(s): State<AppState>,
     path: Result<Path<(String, u32)>, PathRejection>,
     query: Result<Query<FetchQuery>, QueryRejection>,
-) -> Result<Json<FetchResponse>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let Path((topic, partition)) = path.map_err(path_err)?;
     let Query(q) = query?;
     let offset = match q.offset {
@@ -225,10 +231,43 @@ pub async fn fetch(
             s.node.fetch(&FetchRequest { wait_ms: 0, ..req }).await?
         }
     };
+    let batches = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains(KAFKA_BATCH_CONTENT_TYPE));
+    if batches {
+        return fetch_batches(r);
+    }
     Ok(Json(FetchResponse {
         records: r.records.into_iter().map(RecordOut::from).collect(),
         next_offset: r.next_offset,
         high_watermark: r.high_watermark,
         log_start_offset: r.log_start_offset,
-    }))
+    })
+    .into_response())
+}
+
+/// A fetch answer as Kafka RecordBatches, one per run of consecutive
+/// offsets, with the positions in headers: no JSON or base64 for readers
+/// that speak the format.
+fn fetch_batches(r: FetchResult) -> Result<Response, ApiError> {
+    let mut body = Vec::new();
+    for run in r.records.chunk_by(|a, b| b.offset == a.offset + 1) {
+        let batch = encode_batch(
+            run.iter().map(|f| &f.record),
+            run[0].offset,
+            Compression::None,
+        )?;
+        body.extend_from_slice(&batch);
+    }
+    let positions = [
+        ("skiff-next-offset", r.next_offset),
+        ("skiff-high-watermark", r.high_watermark),
+        ("skiff-log-start-offset", r.log_start_offset),
+    ];
+    let mut resp = ([(header::CONTENT_TYPE, KAFKA_BATCH_CONTENT_TYPE)], body).into_response();
+    for (name, v) in positions {
+        resp.headers_mut().insert(name, HeaderValue::from(v));
+    }
+    Ok(resp)
 }

@@ -80,6 +80,7 @@ pub async fn run(cfg: &BenchConfig, clients: &[Client], topic: &str) -> Result<O
         let c = clients[(p as usize % cfg.consumers + 1) % clients.len()].clone();
         consumers.push(tokio::spawn(consume(
             c,
+            cfg.body,
             topic.to_string(),
             p,
             shared.clone(),
@@ -237,29 +238,50 @@ async fn produce(c: Client, cfg: BenchConfig, topic: String, id: usize, rate: f6
     }
 }
 
-async fn consume(c: Client, topic: String, partition: u32, s: Arc<Shared>) {
+async fn consume(c: Client, body: BodyFormat, topic: String, partition: u32, s: Arc<Shared>) {
     let mut offset = 0u64;
     loop {
-        match c.fetch(&topic, partition, offset, 1000, 500).await {
-            Ok(r) => {
+        // The send-time stamp that starts every value, per record.
+        let read: Result<(Vec<Option<u64>>, u64), ClientError> = match body {
+            BodyFormat::Json => c
+                .fetch(&topic, partition, offset, 1000, 500)
+                .await
+                .map(|r| {
+                    let stamps = r
+                        .records
+                        .iter()
+                        .map(|rec| stamp_of(rec.value.as_deref().map(str::as_bytes)))
+                        .collect();
+                    (stamps, r.next_offset)
+                }),
+            BodyFormat::Kafka => c
+                .fetch_batches(&topic, partition, offset, 1000, 500)
+                .await
+                .map(|(records, next)| {
+                    let stamps = records
+                        .iter()
+                        .map(|r| stamp_of(r.value.as_deref()))
+                        .collect();
+                    (stamps, next)
+                }),
+        };
+        match read {
+            Ok((stamps, next)) => {
                 let now = now_us();
                 let mut e2e = s.e2e_us.lock();
-                for rec in &r.records {
-                    let stamp = rec
-                        .value
-                        .as_deref()
-                        .and_then(|v| v.get(..STAMP_DIGITS))
-                        .and_then(|d| d.parse::<u64>().ok());
-                    if let Some(sent) = stamp {
-                        let _ = e2e.record(now.saturating_sub(sent).max(1));
-                    }
+                for sent in stamps.iter().flatten() {
+                    let _ = e2e.record(now.saturating_sub(*sent).max(1));
                 }
                 drop(e2e);
-                s.consumed
-                    .fetch_add(r.records.len() as u64, Ordering::Relaxed);
-                offset = r.next_offset;
+                s.consumed.fetch_add(stamps.len() as u64, Ordering::Relaxed);
+                offset = next;
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
+}
+
+fn stamp_of(value: Option<&[u8]>) -> Option<u64> {
+    let digits = value?.get(..STAMP_DIGITS)?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }

@@ -24,7 +24,7 @@ pub struct BenchArgs {
     pub record_bytes: usize,
     #[arg(long, default_value_t = 100)]
     pub records_per_request: usize,
-    /// Produce body: kafka (binary RecordBatch) or json.
+    /// Produce and fetch bodies: kafka (binary RecordBatch) or json.
     #[arg(long, value_enum, default_value = "kafka")]
     pub body: BodyFormat,
     #[arg(long, default_value_t = 4)]

@@ -141,6 +141,59 @@ impl Client {
         self.send(req, &url).await
     }
 
+    /// Fetch as Kafka RecordBatches: the records and the next offset.
+    pub async fn fetch_batches(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_records: usize,
+        wait_ms: u64,
+    ) -> Result<(Vec<crate::segment::Record>, u64), ClientError> {
+        let url = format!(
+            "{}/v1/topics/{topic}/partitions/{partition}/records?offset={offset}&max_records={max_records}&wait_ms={wait_ms}",
+            self.base
+        );
+        let connect = |source| ClientError::Connect {
+            url: url.clone(),
+            source,
+        };
+        let resp = self
+            .http
+            .get(&url)
+            .header(
+                reqwest::header::ACCEPT,
+                crate::agent::KAFKA_BATCH_CONTENT_TYPE,
+            )
+            .send()
+            .await
+            .map_err(connect)?;
+        let status = resp.status().as_u16();
+        let next = resp
+            .headers()
+            .get("skiff-next-offset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let body = resp.bytes().await.map_err(connect)?;
+        let decode = |detail: String| ClientError::Decode {
+            url: url.clone(),
+            detail,
+        };
+        match (status, next) {
+            (200, Some(next)) => {
+                let records =
+                    crate::segment::decode_batches(body).map_err(|e| decode(e.to_string()))?;
+                Ok((records, next))
+            }
+            (200, None) => Err(decode("no skiff-next-offset header".into())),
+            _ => Err(ClientError::Api {
+                status,
+                code: "fetch_failed".into(),
+                message: String::from_utf8_lossy(&body).into_owned(),
+            }),
+        }
+    }
+
     pub async fn produce_atomic(&self, body: &ProduceBody) -> Result<ProduceResponse, ClientError> {
         let url = format!("{}/v1/records", self.base);
         self.send(self.http.post(&url).json(body), &url).await

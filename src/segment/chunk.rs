@@ -82,13 +82,30 @@ pub struct ChunkMeta {
 
 /// Encode `records` as one RecordBatch with offsets 0..n.
 pub fn encode_chunk(records: &[Record], compression: Compression) -> Result<(Bytes, ChunkMeta)> {
-    if records.is_empty() {
+    let bytes = encode_batch(records.iter(), 0, compression)?;
+    let meta = ChunkMeta {
+        record_count: records.len() as u32,
+        max_timestamp_ms: records.iter().map(|r| r.timestamp_ms).max().unwrap_or(0),
+        crc32c: crc32c::crc32c(&bytes),
+    };
+    Ok((bytes, meta))
+}
+
+/// Encode consecutive records as one RecordBatch whose first record has
+/// offset `base_offset` (a fetch answer in Kafka's own format).
+pub fn encode_batch<'a>(
+    records: impl ExactSizeIterator<Item = &'a Record>,
+    base_offset: u64,
+    compression: Compression,
+) -> Result<Bytes> {
+    if records.len() == 0 {
         return Err(Error::Invalid("a chunk needs at least one record".into()));
     }
+    let mut size = 64;
     let krecords: Vec<KRecord> = records
-        .iter()
         .enumerate()
         .map(|(i, r)| {
+            size += r.approx_bytes();
             let headers: IndexMap<StrBytes, Option<Bytes>> = r
                 .headers
                 .iter()
@@ -102,7 +119,7 @@ pub fn encode_chunk(records: &[Record], compression: Compression) -> Result<(Byt
                 producer_id: -1,
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
-                offset: i as i64,
+                offset: (base_offset + i as u64) as i64,
                 // The encoder starts a new batch whenever offset - sequence
                 // changes; keep the difference constant to get one batch.
                 sequence: i as i32,
@@ -113,21 +130,14 @@ pub fn encode_chunk(records: &[Record], compression: Compression) -> Result<(Byt
             }
         })
         .collect();
-    let mut buf =
-        BytesMut::with_capacity(records.iter().map(Record::approx_bytes).sum::<usize>() + 64);
+    let mut buf = BytesMut::with_capacity(size);
     let opts = RecordEncodeOptions {
         version: 2,
         compression: compression.kafka(),
     };
     RecordBatchEncoder::encode(&mut buf, &krecords, &opts)
         .map_err(|e| Error::Invalid(format!("cannot encode records: {e}")))?;
-    let bytes = buf.freeze();
-    let meta = ChunkMeta {
-        record_count: records.len() as u32,
-        max_timestamp_ms: records.iter().map(|r| r.timestamp_ms).max().unwrap_or(0),
-        crc32c: crc32c::crc32c(&bytes),
-    };
-    Ok((bytes, meta))
+    Ok(buf.freeze())
 }
 
 /// Decode a chunk read from `key`, checking its recorded CRC-32C first.

@@ -8,7 +8,9 @@
 mod chunk;
 mod format;
 
-pub use chunk::{decode_batches, decode_chunk, encode_chunk, ChunkMeta, Compression, Record};
+pub use chunk::{
+    decode_batches, decode_chunk, encode_batch, encode_chunk, ChunkMeta, Compression, Record,
+};
 pub use format::{decode_segment, FooterEntry, SegmentBuilder, SEGMENT_MAGIC};
 
 /// The object key of a new segment: unique, sortable by creation time.
