@@ -362,8 +362,10 @@ fn cache_inline_chunks(cache: Arc<ChunkCache>) -> crate::log::ApplyHook {
             for c in &a.chunks {
                 if let Location::Inline { start, len } = c.location {
                     let from = (ENTRY_HEADER_BYTES + start) as usize;
+                    // A copy: a view would pin the whole entry (or the
+                    // whole answer it came in) beyond what the cache counts.
                     if let Some(b) = e.bytes.get(from..from + len as usize) {
-                        cache.insert(&key, from as u64, e.bytes.slice_ref(b));
+                        cache.insert(&key, from as u64, Bytes::copy_from_slice(b));
                     }
                 }
             }
@@ -383,17 +385,19 @@ async fn tail_loop(node: std::sync::Weak<Node>, interval_ms: u64) {
         tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
         let Some(node) = node.upgrade() else { return };
         match node.log.follow(FOLLOW_WAIT_MS).await {
-            Ok(true) => {
+            Ok(Some(learnt)) => {
                 let ttl = node.log.config().view_ttl_ms;
                 if node.log.view_age_ms().is_none_or(|age| age > ttl / 2) {
                     if let Err(e) = node.log.catch_up().await {
                         tracing::warn!(error = %e, "confirming the log view failed");
                     }
                 }
-                backoff_ms = 0;
+                // Straight back to the leader, unless it had nothing (then
+                // pause: it may be answering at once).
+                backoff_ms = if learnt > 0 { 0 } else { interval_ms.max(1) };
                 continue;
             }
-            Ok(false) => {}
+            Ok(None) => {}
             Err(e) => tracing::debug!(error = %e, "following the leader failed; reading the store"),
         }
         let tailed = match node.log.catch_up().await {

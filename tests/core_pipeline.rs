@@ -221,3 +221,103 @@ async fn gc_deletes_only_a_prefix_of_old_entries_so_an_entry_landed_ahead_outliv
         "an old entry behind a young one must stay"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_cancelled_mid_write_leaves_its_slot_to_the_next_write() {
+    use skiff::log::{new_commit_id, EncodedEntry, Intent, LogEntry};
+    let (base, _g) = new_store("memory");
+    let (faulty, a, head) = pipelining_agent(&base).await;
+    let gap = head + 1;
+    let gate = Gate::new();
+    faulty.add(FaultRule::new(Op::Put, &log_key(gap), Fault::Hold(gate.clone())).times(1));
+    let tick = LogEntry {
+        commit_id: new_commit_id(),
+        agent_id: "test".into(),
+        time_ms: 1,
+        intents: vec![Intent::Tick],
+    };
+    let entry = EncodedEntry::encode(tick, bytes::Bytes::new()).unwrap();
+    let cancelled = tokio::spawn({
+        let a = a.clone();
+        async move { a.log().commit_here(&entry).await }
+    });
+    gate.wait_arrived().await;
+    // The caller goes away mid-PUT (a follower hanging up, a timeout).
+    cancelled.abort();
+    assert!(cancelled.await.unwrap_err().is_cancelled());
+    // The next write takes the slot; nothing waits behind a hole.
+    let o = tokio::time::timeout(
+        Duration::from_secs(10),
+        a.produce(request("t", 0, &["next".into()])),
+    )
+    .await
+    .expect("the next write waited behind the cancelled one's slot")
+    .unwrap();
+    assert_eq!(o, vec![1]);
+    assert!(exists(&base, &log_key(gap)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_idempotent_producers_requests_in_flight_at_once_land_in_sequence() {
+    use skiff::log::ProducerSeq;
+    let (base, _g) = new_store("memory");
+    let (faulty, a, _) = pipelining_agent(&base).await;
+    // A's log writes are slow at random, and another writer keeps taking
+    // slots, so A's entries lose races and move to later slots.
+    faulty.add(
+        FaultRule::new(Op::Put, "log/", Fault::Delay(Duration::from_millis(15))).probability(0.5),
+    );
+    let b = node(&base).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rival = tokio::spawn({
+        let (b, stop) = (b.clone(), stop.clone());
+        async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                b.produce(request("t", 0, &["rival".into()])).await.unwrap();
+            }
+        }
+    });
+    let mut sent = Vec::new();
+    for seq in 0..12u64 {
+        let mut req = request("t", 0, &[format!("s{seq}")]);
+        req.producer = Some(ProducerSeq {
+            id: 9,
+            epoch: 0,
+            sequence: seq,
+        });
+        let flushes = a
+            .ingester()
+            .stats()
+            .flushes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let a2 = a.clone();
+        sent.push(tokio::spawn(async move { a2.produce(req).await }));
+        // Each request in a flush of its own, all in flight together.
+        until("the request is flushed", async || {
+            a.ingester()
+                .stats()
+                .flushes
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > flushes
+        })
+        .await;
+    }
+    let mut offsets = Vec::new();
+    for (seq, t) in sent.into_iter().enumerate() {
+        let o = t.await.unwrap();
+        offsets.push(o.unwrap_or_else(|e| panic!("seq {seq} rejected: {e}"))[0]);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    rival.await.unwrap();
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "a producer's records landed out of order: {offsets:?}"
+    );
+    assert!(
+        a.log()
+            .stats()
+            .conflicts
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+}

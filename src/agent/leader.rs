@@ -58,7 +58,7 @@ pub struct SoftLeader {
     leader_url: RwLock<Option<String>>,
     /// This agent renewed the lease and is taking forwarded entries.
     leading: AtomicBool,
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
 }
 
 impl SoftLeader {
@@ -75,7 +75,7 @@ impl SoftLeader {
             lease_ms: lease_ms.max(300),
             leader_url: RwLock::new(None),
             leading: AtomicBool::new(false),
-            slots: Semaphore::new(FORWARDED_IN_FLIGHT_MAX),
+            slots: Arc::new(Semaphore::new(FORWARDED_IN_FLIGHT_MAX)),
         }
     }
 
@@ -338,14 +338,29 @@ pub async fn commit_forwarded(State(s): State<AppState>, body: Bytes) -> Respons
     let Some(leader) = s.leader.as_ref().filter(|l| l.is_leading()) else {
         return (StatusCode::CONFLICT, "not the leader").into_response();
     };
-    let Ok(_slot) = leader.slots.try_acquire() else {
+    let Ok(slot) = leader.slots.clone().try_acquire_owned() else {
         return (StatusCode::TOO_MANY_REQUESTS, "leader busy").into_response();
     };
     let entry = match EncodedEntry::decode("forwarded entry", body) {
         Ok(e) => e,
         Err(e) => return ApiError::bad_request(e.to_string()).into_response(),
     };
-    match s.node.log().commit_here(&entry).await {
+    // Its own task: a follower that hangs up must not cancel a commit
+    // midway (the slot it holds would wait for the abandoned-slot refill).
+    let log = s.node.log().clone();
+    let committed = tokio::spawn(async move {
+        let r = log.commit_here(&entry).await;
+        drop(slot);
+        r
+    })
+    .await;
+    let committed = match committed {
+        Ok(r) => r,
+        Err(e) => Err(crate::Error::CommitUncertain(format!(
+            "commit task failed: {e}"
+        ))),
+    };
+    match committed {
         Ok(c) => match postcard::to_allocvec(&c) {
             Ok(bytes) => (StatusCode::OK, bytes).into_response(),
             Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())

@@ -438,6 +438,10 @@ fn fail_all(s: &Shared, pending: Vec<Pending>, bytes: usize, e: &Error) {
 async fn committer(s: Arc<Shared>, mut rx: mpsc::Receiver<Flush>) {
     let slots_max = s.config.commits_in_flight_max.max(1);
     let slots = Arc::new(Semaphore::new(slots_max));
+    // Entries with idempotent appends go one at a time, in flush order: a
+    // producer's batches must reach the log in sequence order, and
+    // pipelined entries may land in any order.
+    let idempotent_lane = Arc::new(tokio::sync::Mutex::new(()));
     while let Some(first) = rx.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
@@ -449,10 +453,17 @@ async fn committer(s: Arc<Shared>, mut rx: mpsc::Receiver<Flush>) {
                 Err(_) => break,
             }
         }
+        let idempotent = flushes
+            .iter()
+            .any(|f| f.groups.iter().any(|g| g.producer.is_some()));
+        let lane = match idempotent {
+            true => Some(idempotent_lane.clone().lock_owned().await),
+            false => None,
+        };
         let s = s.clone();
         tokio::spawn(async move {
             commit_flushes(&s, flushes).await;
-            drop(slot);
+            drop((slot, lane));
         });
     }
     let _all = slots.acquire_many(slots_max as u32).await;

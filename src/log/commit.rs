@@ -119,6 +119,35 @@ pub struct CommitLog {
     on_apply: OnceLock<HookCell>,
 }
 
+/// A slot handed to one attempt: abandoned when dropped unless the attempt
+/// settled what the slot holds (ours or theirs), so neither an error nor a
+/// cancelled commit leaves a hole that nothing fills.
+struct SlotClaim<'a> {
+    log: &'a CommitLog,
+    slot: u64,
+    settled: bool,
+}
+
+impl Drop for SlotClaim<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.log.sequencer.lock().abandon(self.slot);
+        }
+    }
+}
+
+/// A registered waiter, removed however the commit ends.
+struct WaiterClaim<'a> {
+    log: &'a CommitLog,
+    id: u128,
+}
+
+impl Drop for WaiterClaim<'_> {
+    fn drop(&mut self) {
+        self.log.sequencer.lock().take_waiter(self.id);
+    }
+}
+
 /// See [`CommitLog::set_apply_hook`].
 pub type ApplyHook = Box<dyn Fn(u64, &EncodedEntry) + Send + Sync>;
 
@@ -185,6 +214,9 @@ impl CommitLog {
         let mut sq = self.sequencer.lock();
         sq.learn(self.head(), slot, entry);
         let feeding = self.clock.mono_ms() < self.feed_until_ms.load(Ordering::Relaxed);
+        if !feeding {
+            self.recent.lock().clear();
+        }
         while let Some(e) = sq.next_ready(self.head()) {
             let seq = self.head() + 1;
             let outcomes = self.apply_entry(seq, &e);
@@ -222,24 +254,31 @@ impl CommitLog {
     pub fn entries_after(&self, after: u64, bytes_max: usize) -> Option<Vec<(u64, Bytes)>> {
         self.feed_until_ms
             .store(self.clock.mono_ms() + FEED_KEEP_MS, Ordering::Relaxed);
-        self.recent.lock().after(after, bytes_max)
+        let head = self.head();
+        let recent = self.recent.lock();
+        // A run that stops short of the head missed entries.
+        if recent.last().is_some_and(|last| last < head) {
+            return None;
+        }
+        recent.after(after, bytes_max)
     }
 
     /// Learn new entries from the leader instead of the store, waiting up
-    /// to `wait_ms` for one. `Ok(false)`: no leader to follow.
-    pub async fn follow(&self, wait_ms: u64) -> Result<bool> {
+    /// to `wait_ms` for one: how many it learnt, `None` with no leader.
+    pub async fn follow(&self, wait_ms: u64) -> Result<Option<usize>> {
         let Some((f, url)) = self.forwarder.get().and_then(|f| Some((f, f.leader()?))) else {
-            return Ok(false);
+            return Ok(None);
         };
         let entries = f
             .pull(&url, self.head(), wait_ms)
             .await
             .map_err(|e| Error::Invalid(e.to_string()))?;
+        let n = entries.len();
         for (seq, bytes) in entries {
             self.learn(seq, EncodedEntry::decode(&log_key(seq), bytes)?);
             self.stats.entries_followed.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(true)
+        Ok(Some(n))
     }
 
     /// Run `hook` on every entry applied from now on (at most once; keep it
@@ -351,22 +390,13 @@ impl CommitLog {
         let id = entry.entry.commit_id;
         let (tx, rx) = oneshot::channel();
         self.sequencer.lock().wait_for(id, tx);
-        let landed = self.place(entry, yield_to_leader).await;
-        let (slot, confirmed_at) = match landed {
-            Ok(Some(l)) => l,
-            Ok(None) => {
-                self.sequencer.lock().take_waiter(id);
-                return Ok(None);
-            }
-            Err(e) => {
-                self.sequencer.lock().take_waiter(id);
-                return Err(e);
-            }
+        let _waiting = WaiterClaim { log: self, id };
+        let Some((slot, confirmed_at)) = self.place(entry, yield_to_leader).await? else {
+            return Ok(None);
         };
         let budget = self.config.ack_budget_ms();
         let left = budget.saturating_sub(self.clock.mono_ms().saturating_sub(confirmed_at));
         let answer = tokio::time::timeout(Duration::from_millis(left), rx).await;
-        self.sequencer.lock().take_waiter(id);
         let took = self.clock.mono_ms().saturating_sub(confirmed_at);
         match answer {
             Ok(Ok(c)) if took <= budget => Ok(Some(c)),
@@ -379,25 +409,40 @@ impl CommitLog {
 
     /// Write `entry` into a free slot; the slot and the view confirmation
     /// it was written under. `None`: it lost a race while a leader is known
-    /// and `yield_to_leader` asked to stop there.
+    /// and `yield_to_leader` asked to stop there. A slot whose attempt ends
+    /// without knowing what it holds (an error, or this future dropped) is
+    /// abandoned, so a later write fills it.
     async fn place(
         &self,
         entry: &EncodedEntry,
         yield_to_leader: bool,
     ) -> Result<Option<(u64, u64)>> {
         let mut timeouts = 0;
-        let mut retry_slot = None;
+        let mut claim: Option<SlotClaim> = None;
+        let budget = self.config.ack_budget_ms();
         loop {
             let confirmed_at = self.fresh_view().await?;
-            let slot = match retry_slot.take() {
-                Some(s) => s,
-                None => self.sequencer.lock().reserve(self.head()),
+            let slot = match &claim {
+                Some(c) => c.slot,
+                None => {
+                    let slot = self.sequencer.lock().reserve(self.head());
+                    claim = Some(SlotClaim {
+                        log: self,
+                        slot,
+                        settled: false,
+                    });
+                    slot
+                }
             };
             let key = log_key(slot);
-            match create_resolving(&*self.store, &key, entry.bytes.clone()).await {
+            let created = create_resolving(&*self.store, &key, entry.bytes.clone()).await;
+            let took = self.clock.mono_ms().saturating_sub(confirmed_at);
+            match created {
                 Ok(Created::Ours) => {
-                    let took = self.clock.mono_ms().saturating_sub(confirmed_at);
-                    if took > self.config.ack_budget_ms() {
+                    if let Some(c) = claim.as_mut() {
+                        c.settled = true;
+                    }
+                    if took > budget {
                         // It may sit in a GC'd hole: neither ack nor apply
                         // it; re-reading the log decides what is there.
                         self.drop_view();
@@ -414,10 +459,18 @@ impl CommitLog {
                     return Ok(Some((slot, confirmed_at)));
                 }
                 Ok(Created::Theirs(bytes)) => {
+                    if let Some(mut c) = claim.take() {
+                        c.settled = true;
+                    }
                     self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("skiff_log_conflicts_total").increment(1);
-                    self.learn(slot, EncodedEntry::decode(&key, bytes)?);
                     timeouts = 0;
+                    if took > budget {
+                        // Read too late to trust for this view: re-read.
+                        self.drop_view();
+                        continue;
+                    }
+                    self.learn(slot, EncodedEntry::decode(&key, bytes)?);
                     let leader_known = self.forwarder.get().is_some_and(|f| f.leader().is_some());
                     if yield_to_leader && leader_known {
                         return Ok(None);
@@ -430,11 +483,10 @@ impl CommitLog {
                     // Still undecided: retry the same bytes at the same key.
                     timeouts += 1;
                     self.stats.ambiguous.fetch_add(1, Ordering::Relaxed);
-                    retry_slot = Some(slot);
                 }
                 Err(e) => {
+                    // The claim's drop abandons the slot.
                     self.stats.ambiguous.fetch_add(1, Ordering::Relaxed);
-                    self.sequencer.lock().abandon(slot);
                     self.drop_view();
                     return Err(Error::CommitUncertain(format!("{key}: {e}")));
                 }

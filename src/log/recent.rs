@@ -36,6 +36,11 @@ impl RecentEntries {
         }
     }
 
+    /// The newest kept sequence.
+    pub fn last(&self) -> Option<u64> {
+        self.entries.back().map(|(s, _)| *s)
+    }
+
     pub fn clear(&mut self) {
         self.entries.clear();
         self.bytes = 0;
