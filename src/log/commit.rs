@@ -254,6 +254,9 @@ impl CommitLog {
     pub fn entries_after(&self, after: u64, bytes_max: usize) -> Option<Vec<(u64, Bytes)>> {
         self.feed_until_ms
             .store(self.clock.mono_ms() + FEED_KEEP_MS, Ordering::Relaxed);
+        // Under the ordering lock: `learn` applies and keeps an entry as one
+        // step, so the head and the kept run agree here.
+        let _ordered = self.sequencer.lock();
         let head = self.head();
         let recent = self.recent.lock();
         // A run that stops short of the head missed entries.
