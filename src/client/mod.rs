@@ -130,15 +130,9 @@ impl Client {
         if let Some(p) = partition {
             url.push_str(&format!("?partition={p}"));
         }
-        let req = self
-            .http
-            .post(&url)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                crate::agent::KAFKA_BATCH_CONTENT_TYPE,
-            )
-            .body(batches);
-        self.send(req, &url).await
+        let req = self.http.post(&url).body(batches);
+        self.send(kafka_batches(req, reqwest::header::CONTENT_TYPE), &url)
+            .await
     }
 
     /// Fetch as Kafka RecordBatches: the records and the next offset.
@@ -150,21 +144,12 @@ impl Client {
         max_records: usize,
         wait_ms: u64,
     ) -> Result<(Vec<crate::segment::Record>, u64), ClientError> {
-        let url = format!(
-            "{}/v1/topics/{topic}/partitions/{partition}/records?offset={offset}&max_records={max_records}&wait_ms={wait_ms}",
-            self.base
-        );
+        let url = self.fetch_url(topic, partition, offset, max_records, wait_ms);
         let connect = |source| ClientError::Connect {
             url: url.clone(),
             source,
         };
-        let resp = self
-            .http
-            .get(&url)
-            .header(
-                reqwest::header::ACCEPT,
-                crate::agent::KAFKA_BATCH_CONTENT_TYPE,
-            )
+        let resp = kafka_batches(self.http.get(&url), reqwest::header::ACCEPT)
             .send()
             .await
             .map_err(connect)?;
@@ -207,10 +192,7 @@ impl Client {
         max_records: usize,
         wait_ms: u64,
     ) -> Result<FetchResponse, ClientError> {
-        let url = format!(
-            "{}/v1/topics/{topic}/partitions/{partition}/records?offset={offset}&max_records={max_records}&wait_ms={wait_ms}",
-            self.base
-        );
+        let url = self.fetch_url(topic, partition, offset, max_records, wait_ms);
         self.send(self.http.get(&url), &url).await
     }
 }
@@ -221,6 +203,31 @@ use crate::agent::groups::{
 use crate::agent::queues::{
     MessagesJson, QueueBody, QueueJson, ReceiptResults, ReceiptsBody, ReceiveBody, RedriveJson,
 };
+
+/// Mark `req` as carrying (`CONTENT_TYPE`) or wanting (`ACCEPT`) Kafka
+/// RecordBatches.
+fn kafka_batches(
+    req: reqwest::RequestBuilder,
+    header: reqwest::header::HeaderName,
+) -> reqwest::RequestBuilder {
+    req.header(header, crate::agent::KAFKA_BATCH_CONTENT_TYPE)
+}
+
+impl Client {
+    fn fetch_url(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_records: usize,
+        wait_ms: u64,
+    ) -> String {
+        format!(
+            "{}/v1/topics/{topic}/partitions/{partition}/records?offset={offset}&max_records={max_records}&wait_ms={wait_ms}",
+            self.base
+        )
+    }
+}
 
 /// Consumer groups and queues.
 impl Client {
