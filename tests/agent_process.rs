@@ -7,6 +7,7 @@ mod common;
 
 use common::http::metric;
 use common::process::{cli, AgentProcess};
+use common::until;
 use skiff::agent::{CreateTopic, ProduceBody, RecordIn};
 use skiff::client::Client;
 use std::time::{Duration, Instant};
@@ -31,11 +32,10 @@ async fn create(c: &Client, name: &str, partitions: u32) {
 
 /// Wait until `c` knows `topic` (it learns by tailing the log).
 async fn await_topic(c: &Client, topic: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while c.describe_topic(topic).await.is_err() {
-        assert!(Instant::now() < deadline, "topic {topic} never appeared");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until(&format!("topic {topic} appears"), 20, async || {
+        c.describe_topic(topic).await.is_ok()
+    })
+    .await;
 }
 
 async fn read_values(c: &Client, topic: &str, partition: u32) -> Vec<String> {
@@ -77,30 +77,20 @@ async fn any_agent_serves_any_read_and_long_polls_wake_across_processes() {
     )
     .await
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let got = read_values(&cb, "t", 1).await;
-        if got == values {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "agent B never served A's records: {} of 100",
-            got.len()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until("agent B serves all of A's records", 20, async || {
+        read_values(&cb, "t", 1).await == values
+    })
+    .await;
     // A long poll on B at the high-water mark wakes on A's commit.
     let poll = tokio::spawn({
         let cb = cb.clone();
         async move { cb.fetch("t", 0, 0, 10, 20_000).await.unwrap() }
     });
     // Produce only once the poll is parked at the high-water mark on B.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while metric(&b.url, "skiff_fetch_long_polls_waiting").await < 1.0 {
-        assert!(Instant::now() < deadline, "the long poll never parked");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("the long poll parks", 20, async || {
+        metric(&b.url, "skiff_fetch_long_polls_waiting").await >= 1.0
+    })
+    .await;
     let committed_at = Instant::now();
     ca.produce(
         "t",
@@ -152,17 +142,10 @@ async fn sigterm_commits_and_answers_accepted_requests_then_exits_zero() {
     }
     // SIGTERM lands while accepted requests wait in the batch: wait until
     // the agent reports unanswered bytes.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if metric(&a.url, "skiff_ingest_bytes_unanswered").await > 0.0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no request ever reached the batch"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("a request reaches the batch", 20, async || {
+        metric(&a.url, "skiff_ingest_bytes_unanswered").await > 0.0
+    })
+    .await;
     let status = a.terminate();
     assert!(status.success(), "exit status {status:?}");
     let mut acked = Vec::new();
@@ -216,11 +199,7 @@ async fn sigkill_mid_load_loses_nothing_acked() {
             }
         }));
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while acked.lock().len() < 30 {
-        assert!(Instant::now() < deadline, "the load never got going");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("the load gets going", 30, async || acked.lock().len() >= 30).await;
     a.kill();
     for t in tasks {
         t.await.unwrap();
@@ -344,19 +323,10 @@ async fn an_agent_on_localstack_s3_produces_and_consumes() {
         .await
         .unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = read_values(&cb, "s3topic", 0).await;
-        if got == values {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "agent B read {} of 300 from S3",
-            got.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until("agent B reads all 300 from S3", 30, async || {
+        read_values(&cb, "s3topic", 0).await == values
+    })
+    .await;
     assert!(a.terminate().success());
     assert!(b.terminate().success());
 }

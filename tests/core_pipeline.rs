@@ -15,15 +15,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Wait for `cond`, failing the test after ten seconds.
-async fn until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !cond().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 async fn exists(store: &SharedStore, key: &str) -> bool {
     store.get(key).await.is_ok()
 }
@@ -75,7 +66,7 @@ async fn land_ahead_of_a_held_gap(
     let held = spawn_produce(a, "held");
     gate.wait_arrived().await;
     let ahead = spawn_produce(a, "ahead");
-    until("the next entry lands past the gap", async || {
+    until("the next entry lands past the gap", 10, async || {
         exists(base, &log_key(gap + 1)).await
     })
     .await;
@@ -185,7 +176,7 @@ async fn gc_deletes_only_a_prefix_of_old_entries_so_an_entry_landed_ahead_outliv
     };
     let ahead_ms = modified(base.list("log/").await.unwrap(), log_key(gap + 1)).unwrap();
     // The gap's entry lands a second later (by the store's clock).
-    until("a second passes", async || {
+    until("a second passes", 10, async || {
         skiff::clock::SystemClock::shared().wall_ms() > ahead_ms + 1_000
     })
     .await;
@@ -293,7 +284,7 @@ async fn one_idempotent_producers_requests_in_flight_at_once_land_in_sequence() 
         let a2 = a.clone();
         sent.push(tokio::spawn(async move { a2.produce(req).await }));
         // Each request in a flush of its own, all in flight together.
-        until("the request is flushed", async || {
+        until("the request is flushed", 10, async || {
             a.ingester()
                 .stats()
                 .flushes

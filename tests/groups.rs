@@ -139,14 +139,10 @@ async fn a_queue_group_over_three_agents_settles_every_message_once_or_dead_lett
     }
     // Kill one agent mid-way (a fifth of the messages delivered): its
     // leases must be redelivered by the others.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while history.lock().deliveries.len() < 60 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "receiving never got going"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("receiving gets going", 60, async || {
+        history.lock().deliveries.len() >= 60
+    })
+    .await;
     faults[2].crash();
     for t in tasks {
         t.await.unwrap();
@@ -264,6 +260,7 @@ async fn a_stream_group_over_three_agents_processes_everything_and_fences_stale_
         for _ in 0..budget {
             let owned = service::owned(&agent, "g", &a);
             if owned.is_empty() {
+                // Idle member: poll again shortly, as a client does.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let mut commits = Vec::new();
@@ -310,12 +307,20 @@ async fn a_stream_group_over_three_agents_processes_everything_and_fences_stale_
     ] {
         let agent = agents[i].clone();
         let processed = processed.clone();
-        tasks.push(tokio::spawn(async move {
-            consumer(agent, budget, processed).await
+        let generation = |a: &Node| {
+            a.log()
+                .state()
+                .stream_groups
+                .get("g")
+                .map_or(0, |g| g.generation)
+        };
+        let before = generation(&agent);
+        tasks.push(tokio::spawn({
+            let agent = agent.clone();
+            async move { consumer(agent, budget, processed).await }
         }));
-        // Spread the joins over time so rebalances interleave with work;
-        // no assertion depends on this pause.
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        // One join at a time, so rebalances interleave with work.
+        until("the member joins", 20, async || generation(&agent) > before).await;
     }
     // Committed offsets never go backwards, observed from outside.
     let watcher = tokio::spawn({
@@ -336,20 +341,17 @@ async fn a_stream_group_over_three_agents_processes_everything_and_fences_stale_
                         }
                     }
                 }
+                // Sampling period of the watcher.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     });
     // Kill the third agent mid-way (a tenth processed): its members stop
     // heartbeating and lose their partitions after the session timeout.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while processed.lock().len() < 1_200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "consumption never got going"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("consumption gets going", 60, async || {
+        processed.lock().len() >= 1_200
+    })
+    .await;
     faults[2].crash();
     let mut results = Vec::new();
     for t in tasks {
@@ -404,6 +406,7 @@ async fn a_stream_group_over_three_agents_processes_everything_and_fences_stale_
             break;
         }
         if !moved {
+            // Nothing moved: poll again shortly, as a client does.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         a = service::heartbeat(&agents[0], "g", &member).await.unwrap();

@@ -6,6 +6,7 @@
 mod common;
 
 use common::process::AgentProcess;
+use common::until;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -41,16 +42,14 @@ async fn produce(url: &str, topic: &str, partitions: u32, per_partition: usize) 
 }
 
 async fn await_topic(url: &str, topic: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while call("GET", &format!("{url}/v1/topics/{topic}"), None)
-        .await
-        .unwrap()
-        .0
-        != 200
-    {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until(&format!("topic {topic} appears"), 20, async || {
+        call("GET", &format!("{url}/v1/topics/{topic}"), None)
+            .await
+            .unwrap()
+            .0
+            == 200
+    })
+    .await;
 }
 
 type Seen = Arc<parking_lot::Mutex<BTreeSet<(u64, u64)>>>;
@@ -144,22 +143,27 @@ async fn a_stream_group_over_three_agent_processes_consumes_100k_records_through
                     assert!(off >= prev, "partition {p} went back from {prev} to {off}");
                 }
             }
+            // Sampling period of the watcher.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
     let mut tasks = Vec::new();
     for (i, batches) in [(0usize, 30usize), (1, 30), (2, 30), (0, 3), (1, 2), (2, 30)] {
+        let generation = async || match call("GET", &format!("{}/v1/groups/g", urls[i]), None).await
+        {
+            Ok((200, g)) => g["generation"].as_u64().unwrap_or(0),
+            _ => 0,
+        };
+        let before = generation().await;
         tasks.push(tokio::spawn(member(urls[i].clone(), batches, seen.clone())));
-        // Spread the joins over time so rebalances interleave with work;
-        // no assertion depends on this pause.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // One join at a time, so rebalances interleave with work.
+        until("the member joins", 20, async || generation().await > before).await;
     }
     // Kill mid-way: once a tenth of the records are processed.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while seen.lock().len() < 10_000 {
-        assert!(Instant::now() < deadline, "consumption never got going");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("consumption gets going", 60, async || {
+        seen.lock().len() >= 10_000
+    })
+    .await;
     let mut agents = agents;
     agents.pop().unwrap().kill(); // agent 2 dies with its members
     for t in tasks {
@@ -314,11 +318,10 @@ async fn a_queue_group_over_two_agent_processes_redelivers_only_unacked_after_a_
         tasks.push(tokio::spawn(worker(url, i + 1)));
     }
     // Kill mid-way: once a sixth of the messages were delivered.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while deliveries.lock().len() < 100 {
-        assert!(Instant::now() < deadline, "receiving never got going");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("receiving gets going", 60, async || {
+        deliveries.lock().len() >= 100
+    })
+    .await;
     b.kill(); // its workers' leases expire and go to the survivor's workers
     for t in tasks {
         t.await.unwrap();

@@ -16,16 +16,7 @@ use skiff::settings::Settings;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// Wait for `cond`, failing the test after `secs` seconds.
-async fn until(what: &str, secs: u64, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_agents_elect_one_leader_that_commits_for_all_without_conflicts() {
@@ -220,6 +211,7 @@ async fn sigkill_of_the_leader_mid_load_loses_and_duplicates_nothing_acked() {
                         Err(e) => {
                             attempt += 1;
                             assert!(attempt < 500, "w{w} seq {seq} never acked: {e}");
+                            // Backoff between retries, as a client does.
                             tokio::time::sleep(Duration::from_millis(10)).await;
                         }
                     }

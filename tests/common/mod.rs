@@ -16,6 +16,16 @@ use skiff::store::{open, SharedStore};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Wait for `cond`, polling every few ms; fail the test naming `what`
+/// after `secs` seconds. Every test waits this way, never by a fixed sleep.
+pub async fn until(what: &str, secs: u64, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond().await {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// The stores every scenario runs on. S3 joins when `SKIFF_TEST_S3_URL` is
 /// set (the LocalStack runner sets it; `SKIFF_REQUIRE_S3=1` makes its
 /// absence an error so CI cannot silently skip it).
