@@ -30,14 +30,6 @@ async fn create(c: &Client, name: &str, partitions: u32) {
     .unwrap();
 }
 
-/// Wait until `c` knows `topic` (it learns by tailing the log).
-async fn await_topic(c: &Client, topic: &str) {
-    until(&format!("topic {topic} appears"), 20, async || {
-        c.describe_topic(topic).await.is_ok()
-    })
-    .await;
-}
-
 async fn read_values(c: &Client, topic: &str, partition: u32) -> Vec<String> {
     let mut out = Vec::new();
     let mut offset = 0;
@@ -59,7 +51,7 @@ async fn any_agent_serves_any_read_and_long_polls_wake_across_processes() {
     let b = AgentProcess::start(store, &[]);
     let (ca, cb) = (Client::new(&a.url), Client::new(&b.url));
     create(&ca, "t", 2).await;
-    await_topic(&cb, "t").await;
+    cb.await_topic("t", 20_000).await.unwrap();
     let values: Vec<String> = (0..100).map(|i| format!("v{i}")).collect();
     ca.produce(
         "t",
@@ -301,7 +293,7 @@ async fn an_agent_on_localstack_s3_produces_and_consumes() {
     let b = AgentProcess::start(&store, &[]);
     let (ca, cb) = (Client::new(&a.url), Client::new(&b.url));
     create(&ca, "s3topic", 2).await;
-    await_topic(&cb, "s3topic").await;
+    cb.await_topic("s3topic", 20_000).await.unwrap();
     let values: Vec<String> = (0..300)
         .map(|i| format!("s3-{i}-{}", "v".repeat(500)))
         .collect();

@@ -8,6 +8,7 @@ mod common;
 use common::process::AgentProcess;
 use common::until;
 use serde_json::{json, Value};
+use skiff::client::Client;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,17 +40,6 @@ async fn produce(url: &str, topic: &str, partitions: u32, per_partition: usize) 
             assert_eq!(s, 200);
         }
     }
-}
-
-async fn await_topic(url: &str, topic: &str) {
-    until(&format!("topic {topic} appears"), 20, async || {
-        call("GET", &format!("{url}/v1/topics/{topic}"), None)
-            .await
-            .unwrap()
-            .0
-            == 200
-    })
-    .await;
 }
 
 type Seen = Arc<parking_lot::Mutex<BTreeSet<(u64, u64)>>>;
@@ -125,7 +115,7 @@ async fn a_stream_group_over_three_agent_processes_consumes_100k_records_through
     .unwrap();
     produce(&urls[0], "events", 5, 20_000).await;
     for u in &urls {
-        await_topic(u, "events").await;
+        Client::new(u).await_topic("events", 20_000).await.unwrap();
     }
     let seen: Seen = Default::default();
     // Committed offsets never go backwards, as seen from outside.
@@ -249,7 +239,7 @@ async fn a_queue_group_over_two_agent_processes_redelivers_only_unacked_after_a_
     .await
     .unwrap();
     assert_eq!(s, 200);
-    await_topic(&ub, "w.dlq").await;
+    Client::new(&ub).await_topic("w.dlq", 20_000).await.unwrap();
     let acked: Arc<parking_lot::Mutex<BTreeMap<String, u32>>> = Default::default();
     let deliveries: Arc<parking_lot::Mutex<BTreeSet<String>>> = Default::default();
     let acked_at: Arc<parking_lot::Mutex<BTreeMap<String, u64>>> = Default::default();

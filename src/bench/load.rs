@@ -39,17 +39,6 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
-pub async fn await_topic(c: &Client, topic: &str) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while c.describe_topic(topic).await.is_err() {
-        if Instant::now() > deadline {
-            return Err(format!("agent {} never saw topic {topic}", c.base()));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
-}
-
 struct Shared {
     stop: AtomicBool,
     records: AtomicU64,

@@ -150,7 +150,9 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchOutput, String> {
         .await
         .map_err(|e| e.to_string())?;
     for c in &clients[1..] {
-        load::await_topic(c, &topic).await?;
+        c.await_topic(&topic, 30_000)
+            .await
+            .map_err(|e| format!("agent {} never saw topic {topic}: {e}", c.base()))?;
     }
     if cfg.queue {
         let messages = cfg.records.unwrap_or(20_000);

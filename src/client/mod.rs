@@ -5,6 +5,7 @@
 use crate::agent::{
     CreateTopic, FetchResponse, ProduceBody, ProduceResponse, TopicJson, TopicList,
 };
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 
 /// A failed client call.
@@ -51,6 +52,28 @@ impl Client {
         &self.base
     }
 
+    /// `method` on `path` (below the base URL), without a body.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        self.send(self.http.request(method, &url), &url).await
+    }
+
+    /// `method` on `path` with a JSON body.
+    async fn call_with<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &(impl serde::Serialize + ?Sized),
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        self.send(self.http.request(method, &url).json(body), &url)
+            .await
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,
@@ -88,23 +111,36 @@ impl Client {
     }
 
     pub async fn create_topic(&self, body: &CreateTopic) -> Result<TopicJson, ClientError> {
-        let url = format!("{}/v1/topics", self.base);
-        self.send(self.http.post(&url).json(body), &url).await
+        self.call_with(Method::POST, "/v1/topics", body).await
     }
 
     pub async fn list_topics(&self) -> Result<TopicList, ClientError> {
-        let url = format!("{}/v1/topics", self.base);
-        self.send(self.http.get(&url), &url).await
+        self.call(Method::GET, "/v1/topics").await
     }
 
     pub async fn describe_topic(&self, topic: &str) -> Result<TopicJson, ClientError> {
-        let url = format!("{}/v1/topics/{topic}", self.base);
-        self.send(self.http.get(&url), &url).await
+        self.call(Method::GET, &format!("/v1/topics/{topic}")).await
+    }
+
+    /// Wait up to `timeout_ms` until this agent knows `topic` (agents learn
+    /// topics by following the log); the last error if it never does.
+    pub async fn await_topic(
+        &self,
+        topic: &str,
+        timeout_ms: u64,
+    ) -> Result<TopicJson, ClientError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+        loop {
+            match self.describe_topic(topic).await {
+                Ok(t) => return Ok(t),
+                Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
     }
 
     pub async fn delete_topic(&self, topic: &str) -> Result<(), ClientError> {
-        let url = format!("{}/v1/topics/{topic}", self.base);
-        self.send::<serde_json::Value>(self.http.delete(&url), &url)
+        self.call::<serde_json::Value>(Method::DELETE, &format!("/v1/topics/{topic}"))
             .await
             .map(|_| ())
     }
@@ -114,8 +150,8 @@ impl Client {
         topic: &str,
         body: &ProduceBody,
     ) -> Result<ProduceResponse, ClientError> {
-        let url = format!("{}/v1/topics/{topic}/records", self.base);
-        self.send(self.http.post(&url).json(body), &url).await
+        self.call_with(Method::POST, &format!("/v1/topics/{topic}/records"), body)
+            .await
     }
 
     /// Produce records sent as Kafka RecordBatches (`encode_chunk` makes
@@ -180,8 +216,7 @@ impl Client {
     }
 
     pub async fn produce_atomic(&self, body: &ProduceBody) -> Result<ProduceResponse, ClientError> {
-        let url = format!("{}/v1/records", self.base);
-        self.send(self.http.post(&url).json(body), &url).await
+        self.call_with(Method::POST, "/v1/records", body).await
     }
 
     pub async fn fetch(
@@ -236,8 +271,8 @@ impl Client {
         group: &str,
         body: &JoinBody,
     ) -> Result<MembershipJson, ClientError> {
-        let url = format!("{}/v1/groups/{group}/members", self.base);
-        self.send(self.http.post(&url).json(body), &url).await
+        self.call_with(Method::POST, &format!("/v1/groups/{group}/members"), body)
+            .await
     }
 
     pub async fn heartbeat(
@@ -245,32 +280,38 @@ impl Client {
         group: &str,
         member: &str,
     ) -> Result<MembershipJson, ClientError> {
-        let url = format!("{}/v1/groups/{group}/members/{member}/heartbeat", self.base);
-        self.send(self.http.post(&url), &url).await
+        self.call(
+            Method::POST,
+            &format!("/v1/groups/{group}/members/{member}/heartbeat"),
+        )
+        .await
     }
 
     pub async fn leave_group(&self, group: &str, member: &str) -> Result<(), ClientError> {
-        let url = format!("{}/v1/groups/{group}/members/{member}", self.base);
-        self.send::<serde_json::Value>(self.http.delete(&url), &url)
-            .await
-            .map(|_| ())
+        self.call::<serde_json::Value>(
+            Method::DELETE,
+            &format!("/v1/groups/{group}/members/{member}"),
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn commit_offsets(&self, group: &str, body: &CommitBody) -> Result<(), ClientError> {
-        let url = format!("{}/v1/groups/{group}/offsets", self.base);
-        self.send::<serde_json::Value>(self.http.post(&url).json(body), &url)
-            .await
-            .map(|_| ())
+        self.call_with::<serde_json::Value>(
+            Method::POST,
+            &format!("/v1/groups/{group}/offsets"),
+            body,
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn describe_group(&self, group: &str) -> Result<GroupJson, ClientError> {
-        let url = format!("{}/v1/groups/{group}", self.base);
-        self.send(self.http.get(&url), &url).await
+        self.call(Method::GET, &format!("/v1/groups/{group}")).await
     }
 
     pub async fn list_groups(&self) -> Result<GroupList, ClientError> {
-        let url = format!("{}/v1/groups", self.base);
-        self.send(self.http.get(&url), &url).await
+        self.call(Method::GET, "/v1/groups").await
     }
 
     pub async fn reset_group(
@@ -278,8 +319,12 @@ impl Client {
         group: &str,
         body: &ResetBody,
     ) -> Result<OffsetsJson, ClientError> {
-        let url = format!("{}/v1/groups/{group}/offsets/reset", self.base);
-        self.send(self.http.post(&url).json(body), &url).await
+        self.call_with(
+            Method::POST,
+            &format!("/v1/groups/{group}/offsets/reset"),
+            body,
+        )
+        .await
     }
 
     pub async fn configure_queue(
@@ -287,13 +332,12 @@ impl Client {
         group: &str,
         body: &QueueBody,
     ) -> Result<QueueJson, ClientError> {
-        let url = format!("{}/v1/queues/{group}", self.base);
-        self.send(self.http.put(&url).json(body), &url).await
+        self.call_with(Method::PUT, &format!("/v1/queues/{group}"), body)
+            .await
     }
 
     pub async fn describe_queue(&self, group: &str) -> Result<QueueJson, ClientError> {
-        let url = format!("{}/v1/queues/{group}", self.base);
-        self.send(self.http.get(&url), &url).await
+        self.call(Method::GET, &format!("/v1/queues/{group}")).await
     }
 
     pub async fn receive(
@@ -301,8 +345,8 @@ impl Client {
         group: &str,
         body: &ReceiveBody,
     ) -> Result<MessagesJson, ClientError> {
-        let url = format!("{}/v1/queues/{group}/receive", self.base);
-        self.send(self.http.post(&url).json(body), &url).await
+        self.call_with(Method::POST, &format!("/v1/queues/{group}/receive"), body)
+            .await
     }
 
     /// `action` is `ack`, `nack` or `extend`.
@@ -312,12 +356,12 @@ impl Client {
         action: &str,
         body: &ReceiptsBody,
     ) -> Result<ReceiptResults, ClientError> {
-        let url = format!("{}/v1/queues/{group}/{action}", self.base);
-        self.send(self.http.post(&url).json(body), &url).await
+        self.call_with(Method::POST, &format!("/v1/queues/{group}/{action}"), body)
+            .await
     }
 
     pub async fn redrive(&self, group: &str) -> Result<RedriveJson, ClientError> {
-        let url = format!("{}/v1/queues/{group}/redrive", self.base);
-        self.send(self.http.post(&url), &url).await
+        self.call(Method::POST, &format!("/v1/queues/{group}/redrive"))
+            .await
     }
 }

@@ -12,8 +12,8 @@ use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::fetch::ChunkCache;
 use crate::log::{
-    log_key, new_commit_id, Append, ChunkIntent, CommitLog, EncodedEntry, Intent, Location,
-    LogEntry, Outcome, ENTRY_HEADER_BYTES,
+    new_commit_id, Append, ChunkIntent, CommitLog, EncodedEntry, Intent, Location, LogEntry,
+    Outcome,
 };
 use crate::segment::{new_segment_key, Compression, SegmentBuilder};
 use crate::store::{create_resolving, Created, SharedStore};
@@ -495,7 +495,9 @@ async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
     }
     let mut blob = BytesMut::new();
     let mut intents = Vec::new();
-    let mut cache_fill: Vec<(Option<Arc<str>>, u64, Bytes)> = Vec::new();
+    // Segment chunks go into the cache here; inline ones are cached by the
+    // log's apply hook (`Node`), like every applied entry's.
+    let mut cache_fill: Vec<(Arc<str>, u64, Bytes)> = Vec::new();
     for f in &ready {
         let (seg_key, starts, blob_base) = match &f.placement {
             Placement::Segment { key, starts, .. } => (Some(key.clone()), starts, 0),
@@ -520,11 +522,9 @@ async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
                         len,
                     },
                 };
-                let cache_start = match &seg_key {
-                    Some(_) => start,
-                    None => ENTRY_HEADER_BYTES + blob_base + start,
-                };
-                cache_fill.push((seg_key.clone(), cache_start, c.bytes.clone()));
+                if let Some(key) = &seg_key {
+                    cache_fill.push((key.clone(), start, c.bytes.clone()));
+                }
                 chunks.push(ChunkIntent {
                     topic: c.topic.clone(),
                     topic_id: c.topic_id,
@@ -564,11 +564,7 @@ async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
             return;
         }
     };
-    for (seg_key, start, bytes) in cache_fill {
-        let key = match seg_key {
-            Some(k) => k.to_string(),
-            None => log_key(committed.seq),
-        };
+    for (key, start, bytes) in cache_fill {
         s.cache.insert(&key, start, bytes);
     }
     let mut outcomes = committed.outcomes.into_iter();
