@@ -63,6 +63,14 @@ pub enum Error {
     },
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// Well-formed input past a limit other than the record and request
+    /// sizes (records per request, headers per record, decompressed size).
+    #[error("over a limit: {0}")]
+    OverLimit(String),
+    /// A fault of this agent, not of the request (a failed task, an
+    /// encoder error): report it, retrying may help.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("rejected by the log: {}", .0.message)]
     Rejected(crate::log::Rejection),
     #[error("the commit could not be confirmed durable: {0}")]
@@ -86,7 +94,10 @@ impl Error {
             Error::UnknownTopic { .. } | Error::UnknownPartition { .. } => ErrorKind::NotFound,
             Error::TopicExists { .. } => ErrorKind::Conflict,
             Error::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
-            Error::RecordTooLarge { .. } | Error::RequestTooLarge { .. } => ErrorKind::TooLarge,
+            Error::RecordTooLarge { .. } | Error::RequestTooLarge { .. } | Error::OverLimit(_) => {
+                ErrorKind::TooLarge
+            }
+            Error::Internal(_) => ErrorKind::Internal,
             Error::Backpressure { .. } | Error::ShuttingDown | Error::CommitUncertain(_) => {
                 ErrorKind::Unavailable
             }

@@ -43,6 +43,8 @@ pub struct Settings {
     pub record_bytes_max: usize,
     /// Largest request body accepted.
     pub request_bytes_max: usize,
+    /// Most records one produce request may hold.
+    pub request_records_max: usize,
     /// Chunk compression: `none`, `lz4` or `zstd`.
     pub compression: Compression,
     /// How often an agent looks for other agents' commits (one GET each).
@@ -85,6 +87,7 @@ impl Default for Settings {
             cache_bytes_max: n.cache_bytes_max,
             record_bytes_max: n.ingest.record_bytes_max,
             request_bytes_max: n.ingest.request_bytes_max,
+            request_records_max: n.ingest.request_records_max,
             compression: n.ingest.compression,
             tail_interval_ms: n.tail_interval_ms,
             fetch_wait_ms_max: n.fetch.wait_ms_max,
@@ -145,6 +148,7 @@ impl Settings {
                 inline_bytes_max: self.inline_bytes_max,
                 record_bytes_max: self.record_bytes_max,
                 request_bytes_max: self.request_bytes_max,
+                request_records_max: self.request_records_max.max(1),
                 compression: self.compression,
                 ..d.ingest
             },

@@ -19,6 +19,7 @@ pub use error::ApiError;
 pub use extract::KAFKA_BATCH_CONTENT_TYPE;
 pub use json::*;
 pub use ops::prometheus;
+pub use records::FETCH_RECORDS_MAX;
 
 use crate::clock::SystemClock;
 use crate::node::Node;

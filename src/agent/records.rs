@@ -4,7 +4,7 @@
 //! not batch or commit: `Node` does.
 
 use super::error::ApiError;
-use super::extract::{JsonBody, ProduceInput, KAFKA_BATCH_CONTENT_TYPE};
+use super::extract::{ProduceInput, ProduceJson, KAFKA_BATCH_CONTENT_TYPE};
 use super::json::{
     FetchQuery, FetchResponse, OffsetJson, ProduceBody, ProduceQuery, ProduceResponse, RecordOut,
 };
@@ -179,7 +179,7 @@ pub async fn produce(
     responses((status = 200, body = ProduceResponse, description = "all records committed in one atomic commit"), (status = 400), (status = 404), (status = 413), (status = 429), (status = 503)))]
 pub async fn produce_atomic(
     State(s): State<AppState>,
-    JsonBody(body): JsonBody<ProduceBody>,
+    ProduceJson(body): ProduceJson,
 ) -> Result<Json<ProduceResponse>, ApiError> {
     let (incoming, producer) = from_json(body, s.node.now_ms() as i64)?;
     let request = build_request(&s, None, incoming, producer)?;

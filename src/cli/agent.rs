@@ -37,6 +37,8 @@ pub struct AgentArgs {
     pub record_bytes_max: Option<usize>,
     #[arg(long, env = "SKIFF_REQUEST_BYTES_MAX")]
     pub request_bytes_max: Option<usize>,
+    #[arg(long, env = "SKIFF_REQUEST_RECORDS_MAX")]
+    pub request_records_max: Option<usize>,
     /// none, lz4 or zstd.
     #[arg(long, env = "SKIFF_COMPRESSION")]
     pub compression: Option<Compression>,
@@ -93,6 +95,7 @@ impl AgentArgs {
             cache_bytes_max,
             record_bytes_max,
             request_bytes_max,
+            request_records_max,
             compression,
             tail_interval_ms,
             fetch_wait_ms_max,

@@ -6,6 +6,15 @@ use crate::agent::{
     CreateTopic, FetchResponse, ProduceBody, ProduceResponse, TopicJson, TopicList,
 };
 use reqwest::Method;
+
+/// What a fetch answer in RecordBatch form may hold: the server's own
+/// per-fetch limits, with room for framing, so a hostile server cannot make
+/// the client allocate past them.
+const FETCH_DECODE_LIMITS: crate::segment::DecodeLimits = crate::segment::DecodeLimits {
+    records_max: crate::agent::FETCH_RECORDS_MAX,
+    decoded_bytes_max: 64 << 20,
+    headers_max: None,
+};
 use serde::de::DeserializeOwned;
 
 /// A failed client call.
@@ -202,8 +211,8 @@ impl Client {
         };
         match (status, next) {
             (200, Some(next)) => {
-                let records =
-                    crate::segment::decode_batches(body).map_err(|e| decode(e.to_string()))?;
+                let records = crate::segment::decode_batches(body, &FETCH_DECODE_LIMITS)
+                    .map_err(|e| decode(e.to_string()))?;
                 Ok((records, next))
             }
             (200, None) => Err(decode("no skiff-next-offset header".into())),

@@ -32,7 +32,7 @@ fn expect_assigned(o: Outcome) -> Result<Assignment> {
     match o {
         Outcome::Assigned(a) => Ok(a),
         Outcome::Rejected(r) => Err(Error::Rejected(r)),
-        other => Err(Error::Invalid(format!("unexpected outcome {other:?}"))),
+        other => Err(Error::Internal(format!("unexpected outcome {other:?}"))),
     }
 }
 
@@ -294,7 +294,7 @@ pub async fn receive(
             let leases = match node.commit_intent(intent).await? {
                 Outcome::Leased(l) => l,
                 Outcome::Rejected(r) => return Err(Error::Rejected(r)),
-                other => return Err(Error::Invalid(format!("unexpected outcome {other:?}"))),
+                other => return Err(Error::Internal(format!("unexpected outcome {other:?}"))),
             };
             if !leases.is_empty() {
                 return bodies(node, leases).await;
@@ -390,7 +390,7 @@ pub async fn settle(
         match node.commit_intent(intent).await? {
             Outcome::Settled(r) => r,
             Outcome::Rejected(r) => return Err(Error::Rejected(r)),
-            other => return Err(Error::Invalid(format!("unexpected outcome {other:?}"))),
+            other => return Err(Error::Internal(format!("unexpected outcome {other:?}"))),
         }
     };
     let mut it = results.into_iter();

@@ -75,7 +75,8 @@ pub(crate) fn offsets_of(placement: &Placement, bases: &[u64]) -> Result<Vec<u64
             .get(chunk)
             .ok_or_else(|| Error::Invalid("a retried request differs from the original".into()))?;
         *out.get_mut(rec)
-            .ok_or_else(|| Error::Invalid("record index out of range".into()))? = base + pos as u64;
+            .ok_or_else(|| Error::Internal("record index out of range".into()))? =
+            base + pos as u64;
     }
     Ok(out)
 }
@@ -148,7 +149,7 @@ fn add_chunk(
     let topic_id = *pending[recs[0].0]
         .topic_ids
         .get(topic)
-        .ok_or_else(|| Error::Invalid(format!("topic {topic} was not validated")))?;
+        .ok_or_else(|| Error::Internal(format!("topic {topic} was not validated")))?;
     let chunk_idx = g.chunks.len();
     g.chunks.push(EncodedChunk {
         topic: topic.to_string(),

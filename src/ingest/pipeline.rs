@@ -15,7 +15,9 @@ use crate::log::{
     new_commit_id, Append, ChunkIntent, CommitLog, EncodedEntry, Intent, Location, LogEntry,
     Outcome,
 };
-use crate::segment::{new_segment_key, Compression, SegmentBuilder};
+use crate::segment::{
+    new_segment_key, Compression, Record, SegmentBuilder, RECORD_HEADERS_MAX, TIMESTAMP_MS_MAX,
+};
 use crate::store::{create_resolving, Created, SharedStore};
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
@@ -25,6 +27,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
+
+/// Producer sequences above this are refused, so a producer's next
+/// sequence never wraps (Kafka's are 31 bits; ours 63).
+pub const PRODUCER_SEQUENCE_MAX: u64 = i64::MAX as u64;
 
 /// Write-path settings.
 #[derive(Debug, Clone)]
@@ -39,6 +45,9 @@ pub struct IngestConfig {
     pub inline_bytes_max: usize,
     pub record_bytes_max: usize,
     pub request_bytes_max: usize,
+    /// Records one produce request may hold at most (bounds what parsing
+    /// a body of tiny records can expand into).
+    pub request_records_max: usize,
     /// Flushes encoded or uploading ahead of the committer.
     pub flushes_in_flight_max: usize,
     /// Flushes folded into one log entry at most.
@@ -58,6 +67,7 @@ impl Default for IngestConfig {
             inline_bytes_max: 64 << 10,
             record_bytes_max: 1 << 20,
             request_bytes_max: 32 << 20,
+            request_records_max: 100_000,
             flushes_in_flight_max: 4,
             entry_flushes_max: 16,
             commits_in_flight_max: 4,
@@ -175,7 +185,7 @@ impl Ingester {
         if s.closing.load(Ordering::SeqCst) {
             return Err(Error::ShuttingDown);
         }
-        let (topic_ids, bytes) = self.validate(&request)?;
+        let (topic_ids, bytes) = validate(&s.config, &s.log, &request)?;
         let prev = s.bytes_unanswered.fetch_add(bytes, Ordering::SeqCst);
         if prev + bytes > s.config.batch_bytes_max && prev > 0 {
             s.bytes_unanswered.fetch_sub(bytes, Ordering::SeqCst);
@@ -189,6 +199,13 @@ impl Ingester {
         let n = request.records.len() as u64;
         {
             let mut b = s.batch.lock();
+            // Checked under the batch lock, where `shutdown` sets it: a
+            // request is either in the batch the flusher drains or refused.
+            if s.closing.load(Ordering::SeqCst) {
+                drop(b);
+                s.bytes_unanswered.fetch_sub(bytes, Ordering::SeqCst);
+                return Err(Error::ShuttingDown);
+            }
             if b.opened_at.is_none() {
                 b.opened_at = Some(tokio::time::Instant::now());
             }
@@ -217,6 +234,9 @@ impl Ingester {
         let (reply, rx) = oneshot::channel();
         {
             let mut b = s.batch.lock();
+            if s.closing.load(Ordering::SeqCst) {
+                return Err(Error::ShuttingDown);
+            }
             if b.submitted.len() >= SUBMITTED_MAX {
                 s.stats.backpressured.fetch_add(1, Ordering::Relaxed);
                 return Err(Error::Backpressure {
@@ -233,43 +253,12 @@ impl Ingester {
         rx.await.unwrap_or(Err(Error::ShuttingDown))
     }
 
-    fn validate(&self, request: &ProduceRequest) -> Result<(BTreeMap<String, u64>, usize)> {
-        let cfg = &self.shared.config;
-        if request.records.is_empty() {
-            return Err(Error::Invalid(
-                "a produce request needs at least one record".into(),
-            ));
-        }
-        let mut topic_ids = BTreeMap::new();
-        let mut total = 0usize;
-        let st = self.shared.log.state();
-        for r in &request.records {
-            let size = r.record.approx_bytes();
-            if size > cfg.record_bytes_max {
-                return Err(Error::RecordTooLarge {
-                    bytes: size,
-                    max: cfg.record_bytes_max,
-                });
-            }
-            total += size;
-            if !topic_ids.contains_key(&r.topic) {
-                let t = st.topic(&r.topic)?;
-                topic_ids.insert(r.topic.clone(), t.id);
-            }
-            st.partition(&r.topic, r.partition)?;
-        }
-        if total > cfg.request_bytes_max {
-            return Err(Error::RequestTooLarge {
-                bytes: total,
-                max: cfg.request_bytes_max,
-            });
-        }
-        Ok((topic_ids, total))
-    }
-
     /// Stop accepting, flush and commit everything accepted, answer it.
     pub async fn shutdown(&self) {
-        self.shared.closing.store(true, Ordering::SeqCst);
+        {
+            let _b = self.shared.batch.lock();
+            self.shared.closing.store(true, Ordering::SeqCst);
+        }
         self.shared.wake.notify_one();
         let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.tasks.lock());
         for t in tasks {
@@ -284,6 +273,79 @@ impl Drop for Ingester {
             t.abort();
         }
     }
+}
+
+/// Check a produce request against the write path's limits and the topics
+/// as this agent knows them: what it costs in bytes, and the topic ids it
+/// was checked against.
+fn validate(
+    cfg: &IngestConfig,
+    log: &CommitLog,
+    request: &ProduceRequest,
+) -> Result<(BTreeMap<String, u64>, usize)> {
+    if request.records.is_empty() {
+        return Err(Error::Invalid(
+            "a produce request needs at least one record".into(),
+        ));
+    }
+    if request.records.len() > cfg.request_records_max {
+        return Err(Error::OverLimit(format!(
+            "a produce request holds at most {} records (request_records_max), this one {}",
+            cfg.request_records_max,
+            request.records.len()
+        )));
+    }
+    if let Some(p) = request
+        .producer
+        .filter(|p| p.sequence > PRODUCER_SEQUENCE_MAX)
+    {
+        return Err(Error::Invalid(format!(
+            "producer sequence {} is past {PRODUCER_SEQUENCE_MAX}",
+            p.sequence
+        )));
+    }
+    let mut topic_ids = BTreeMap::new();
+    let mut total = 0usize;
+    let st = log.state();
+    for r in &request.records {
+        total += check_record(cfg, &r.record)?;
+        if !topic_ids.contains_key(&r.topic) {
+            let t = st.topic(&r.topic)?;
+            topic_ids.insert(r.topic.clone(), t.id);
+        }
+        st.partition(&r.topic, r.partition)?;
+    }
+    if total > cfg.request_bytes_max {
+        return Err(Error::RequestTooLarge {
+            bytes: total,
+            max: cfg.request_bytes_max,
+        });
+    }
+    Ok((topic_ids, total))
+}
+
+/// One record's size, headers and timestamp against the limits; its cost.
+pub(crate) fn check_record(cfg: &IngestConfig, r: &Record) -> Result<usize> {
+    let size = r.approx_bytes();
+    if size > cfg.record_bytes_max {
+        return Err(Error::RecordTooLarge {
+            bytes: size,
+            max: cfg.record_bytes_max,
+        });
+    }
+    if r.headers.len() > RECORD_HEADERS_MAX {
+        return Err(Error::OverLimit(format!(
+            "a record carries at most {RECORD_HEADERS_MAX} headers, this one {}",
+            r.headers.len()
+        )));
+    }
+    if !(0..=TIMESTAMP_MS_MAX).contains(&r.timestamp_ms) {
+        return Err(Error::Invalid(format!(
+            "timestamp_ms {} is outside 0..={TIMESTAMP_MS_MAX}",
+            r.timestamp_ms
+        )));
+    }
+    Ok(size)
 }
 
 async fn flusher(s: Arc<Shared>, tx: mpsc::Sender<Flush>) {
@@ -327,8 +389,13 @@ async fn flusher(s: Arc<Shared>, tx: mpsc::Sender<Flush>) {
 /// Encode a batch and start its upload; on failure, answer its requests.
 async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result<Flush, ()> {
     let compression = s.config.compression;
+    // A panic while encoding must still answer the requests and return
+    // their bytes to the backpressure budget: catch it with them in hand.
     let encoded = tokio::task::spawn_blocking(move || {
-        let g = build_groups(&pending, compression);
+        let g = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            build_groups(&pending, compression)
+        }))
+        .unwrap_or_else(|_| Err(Error::Internal("encoding the batch panicked".into())));
         (pending, g)
     })
     .await;
@@ -338,7 +405,13 @@ async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result
             fail_all(s, p, bytes, &e);
             return Err(());
         }
-        Err(_) => return Err(()),
+        Err(e) => {
+            // Only cancellation gets here (the runtime is shutting down);
+            // the requests' senders are gone with the task.
+            tracing::error!(error = %e, "the encoding task did not finish");
+            s.bytes_unanswered.fetch_sub(bytes, Ordering::SeqCst);
+            return Err(());
+        }
     };
     // The records are encoded: free them (and the request bodies they
     // point into) now rather than when the commit answers.
@@ -368,7 +441,7 @@ async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result
         let upload = tokio::spawn(async move {
             match create_resolving(&*store, &k, body).await? {
                 Created::Ours => Ok(()),
-                Created::Theirs(_) => Err(Error::Invalid(format!("segment key {k} collided"))),
+                Created::Theirs(_) => Err(Error::Internal(format!("segment key {k} collided"))),
             }
         });
         Placement::Segment {
@@ -480,7 +553,7 @@ async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
         if let Placement::Segment { upload, .. } = &mut f.placement {
             let r = match upload.await {
                 Ok(r) => r,
-                Err(e) => Err(Error::Invalid(format!("segment upload task failed: {e}"))),
+                Err(e) => Err(Error::Internal(format!("segment upload task failed: {e}"))),
             };
             if let Err(e) = r {
                 tracing::warn!(error = %e, "segment upload failed; failing its requests");

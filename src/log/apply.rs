@@ -194,14 +194,18 @@ pub(super) fn apply_append(state: &mut State, seq: u64, a: &Append) -> Outcome {
                 if let Some((_, offsets)) = st.recent.iter().find(|(s, _)| *s == p.sequence) {
                     return Outcome::Duplicate(offsets.clone());
                 }
-                if p.sequence != st.last_sequence + 1 {
+                let Some(expected) = st.last_sequence.checked_add(1) else {
+                    return reject(
+                        RejectKind::Invalid,
+                        format!("producer {} has used up its sequence numbers", p.id),
+                    );
+                };
+                if p.sequence != expected {
                     return reject(
                         RejectKind::Conflict,
                         format!(
-                            "producer {} sequence {} is out of order: expected {}",
-                            p.id,
-                            p.sequence,
-                            st.last_sequence + 1
+                            "producer {} sequence {} is out of order: expected {expected}",
+                            p.id, p.sequence,
                         ),
                     );
                 }

@@ -275,7 +275,7 @@ impl CommitLog {
         let entries = f
             .pull(&url, self.head(), wait_ms)
             .await
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+            .map_err(|e| Error::Internal(format!("following the leader: {e}")))?;
         let n = entries.len();
         for (seq, bytes) in entries {
             self.learn(seq, EncodedEntry::decode(&log_key(seq), bytes)?);

@@ -169,7 +169,7 @@ pub struct EncodedEntry {
 impl EncodedEntry {
     pub fn encode(entry: LogEntry, blob: Bytes) -> Result<Self> {
         let body = postcard::to_allocvec(&entry)
-            .map_err(|e| Error::Invalid(format!("cannot encode log entry: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot encode log entry: {e}")))?;
         let mut buf =
             BytesMut::with_capacity(ENTRY_HEADER_BYTES as usize + blob.len() + body.len());
         buf.extend_from_slice(MAGIC);

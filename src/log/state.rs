@@ -148,7 +148,7 @@ impl State {
     /// Encode as a checkpoint object: magic, version, CRC-32C, postcard body.
     pub fn encode_checkpoint(&self) -> Result<Bytes> {
         let body = postcard::to_allocvec(self)
-            .map_err(|e| Error::Invalid(format!("cannot encode checkpoint: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot encode checkpoint: {e}")))?;
         let mut buf = BytesMut::with_capacity(body.len() + 9);
         buf.extend_from_slice(CHECKPOINT_MAGIC);
         buf.put_u8(CHECKPOINT_VERSION);

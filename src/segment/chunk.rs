@@ -1,17 +1,31 @@
 //! One chunk = one Kafka RecordBatch v2 holding a run of records of one
 //! topic-partition, numbered from offset 0. It owns encoding (with optional
 //! lz4/zstd compression) and checked decoding: the whole chunk's CRC-32C is
-//! recorded in the commit log and verified before decoding, and the batch's
-//! own CRC is verified by the codec. It must not know where a chunk is stored.
+//! recorded in the commit log and verified before decoding, the batch's own
+//! CRC is verified by the codec, and every count and length is bounded by
+//! `bounded` before anything is allocated. It must not know where a chunk is
+//! stored.
 
+use super::bounded::{decode_bounded, BatchError, DecodeLimits};
 use crate::error::{Error, Result};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression as KCompression, Record as KRecord, RecordBatchDecoder, RecordBatchEncoder,
-    RecordEncodeOptions, TimestampType,
+    Compression as KCompression, Record as KRecord, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType,
 };
+
+/// Decompressed bytes one stored chunk may hold at most. A chunk is at most
+/// one flush of one partition, and a flush is bounded by `batch_bytes_max`
+/// (64 MiB by default), so this leaves room while still bounding what a
+/// crafted chunk can make a reader allocate.
+pub const CHUNK_DECODED_BYTES_MAX: usize = 256 << 20;
+/// Headers one produced record may carry at most.
+pub const RECORD_HEADERS_MAX: usize = 256;
+/// Record timestamps (ms since the epoch) accepted from producers: from
+/// the epoch to the end of year 9999.
+pub const TIMESTAMP_MS_MAX: i64 = 253_402_300_799_999;
 use serde::{Deserialize, Serialize};
 
 /// Compression applied to a chunk's records.
@@ -136,7 +150,7 @@ pub fn encode_batch<'a>(
         compression: compression.kafka(),
     };
     RecordBatchEncoder::encode(&mut buf, &krecords, &opts)
-        .map_err(|e| Error::Invalid(format!("cannot encode records: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot encode records: {e}")))?;
     Ok(buf.freeze())
 }
 
@@ -144,7 +158,7 @@ pub fn encode_batch<'a>(
 /// Returns the records in offset order (relative offsets 0..n).
 pub fn decode_chunk(
     key: &str,
-    mut bytes: Bytes,
+    bytes: Bytes,
     expected_crc32c: u32,
     expected_count: u32,
 ) -> Result<Vec<Record>> {
@@ -157,18 +171,23 @@ pub fn decode_chunk(
             ),
         ));
     }
-    let set = RecordBatchDecoder::decode(&mut bytes)
+    let limits = DecodeLimits {
+        records_max: expected_count as usize,
+        decoded_bytes_max: CHUNK_DECODED_BYTES_MAX,
+        headers_max: None,
+    };
+    let records = decode_bounded(bytes, &limits)
         .map_err(|e| Error::corrupt(key, format!("cannot decode record batch: {e}")))?;
-    if set.records.len() != expected_count as usize {
+    if records.len() != expected_count as usize {
         return Err(Error::corrupt(
             key,
             format!(
                 "chunk holds {} records, the log says {expected_count}",
-                set.records.len()
+                records.len()
             ),
         ));
     }
-    Ok(set.records.into_iter().map(record_of).collect())
+    Ok(records.into_iter().map(record_of).collect())
 }
 
 fn record_of(r: KRecord) -> Record {
@@ -185,22 +204,23 @@ fn record_of(r: KRecord) -> Record {
 }
 
 /// Records sent as one or more concatenated Kafka RecordBatch v2 (a
-/// produce body): checked by the codec (CRC, lengths), plain records only.
-pub fn decode_batches(mut bytes: Bytes) -> Result<Vec<Record>> {
-    let mut out = Vec::new();
-    let sets = RecordBatchDecoder::decode_all(&mut bytes)
-        .map_err(|e| Error::Invalid(format!("malformed Kafka record batch: {e}")))?;
-    for set in sets {
-        for r in set.records {
-            if r.producer_id >= 0 || r.transactional || r.control {
-                return Err(Error::Invalid(
-                    "idempotent, transactional and control batches are not accepted here; \
-                     send producer_id -1 (use the JSON body's \"producer\" for idempotence)"
-                        .into(),
-                ));
-            }
-            out.push(record_of(r));
+/// produce body), decoded within `limits` (counts checked against the bytes
+/// present, decompression capped), CRCs checked; plain records only.
+pub fn decode_batches(bytes: Bytes, limits: &DecodeLimits) -> Result<Vec<Record>> {
+    let records = decode_bounded(bytes, limits).map_err(|e| match e {
+        BatchError::Malformed(m) => Error::Invalid(format!("malformed Kafka record batch: {m}")),
+        BatchError::OverLimit(m) => Error::OverLimit(m),
+    })?;
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        if r.producer_id >= 0 || r.transactional || r.control {
+            return Err(Error::Invalid(
+                "idempotent, transactional and control batches are not accepted here; \
+                 send producer_id -1 (use the JSON body's \"producer\" for idempotence)"
+                    .into(),
+            ));
         }
+        out.push(record_of(r));
     }
     Ok(out)
 }
@@ -266,7 +286,7 @@ mod tests {
             })
             .collect();
         let (mut bytes, _) = encode_chunk(&records, Compression::Lz4).unwrap();
-        let sets = RecordBatchDecoder::decode_all(&mut bytes).unwrap();
+        let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes).unwrap();
         assert_eq!(sets.len(), 1);
     }
 }

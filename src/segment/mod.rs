@@ -5,11 +5,14 @@
 //! not decide offsets: a chunk's records are numbered from 0 and the commit
 //! log assigns the base offset.
 
+mod bounded;
 mod chunk;
 mod format;
 
+pub use bounded::{BatchError, DecodeLimits, BATCH_HEADER_BYTES, RECORD_BYTES_MIN};
 pub use chunk::{
     decode_batches, decode_chunk, encode_batch, encode_chunk, ChunkMeta, Compression, Record,
+    CHUNK_DECODED_BYTES_MAX, RECORD_HEADERS_MAX, TIMESTAMP_MS_MAX,
 };
 pub use format::{decode_segment, FooterEntry, SegmentBuilder, SEGMENT_MAGIC};
 
