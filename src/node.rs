@@ -71,23 +71,7 @@ pub struct TopicInfo {
     pub partition_offsets: Vec<PartitionInfo>,
 }
 
-/// Topic names: 1 to 249 of `[A-Za-z0-9._-]`, as Kafka allows.
-pub fn validate_topic_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 249
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
-            "bad topic name {name:?}: use 1 to 249 of letters, digits, '.', '_' and '-'"
-        )))
-    }
-}
+pub use crate::log::validate_topic_name;
 
 #[derive(Debug)]
 pub struct Node {
@@ -187,6 +171,20 @@ impl Node {
     }
     pub fn config(&self) -> &NodeConfig {
         &self.config
+    }
+
+    /// Check an entry another agent forwarded for committing here: the
+    /// same limits and rules as a direct request (DESIGN §1, invariant 10).
+    pub async fn admit(&self, entry: &EncodedEntry) -> Result<()> {
+        crate::ingest::admit::admit(
+            entry,
+            &self.log,
+            self.now_ms(),
+            &self.config.ingest,
+            &self.store,
+            &self.cache,
+        )
+        .await
     }
 
     /// Commit a single admin intent and return its outcome.
@@ -289,20 +287,7 @@ impl Node {
             let st = self.log.state();
             for t in st.topics.values() {
                 for (i, p) in t.partitions.iter().enumerate() {
-                    let mut bytes = p.bytes;
-                    let mut new_start = p.log_start_offset;
-                    for c in &p.chunks {
-                        let too_old = t
-                            .config
-                            .retention_ms
-                            .is_some_and(|r| (c.max_timestamp_ms.max(0) as u64) + r < now);
-                        let too_big = t.config.retention_bytes.is_some_and(|r| bytes > r);
-                        if !(too_old || too_big) {
-                            break;
-                        }
-                        bytes -= c.len as u64;
-                        new_start = c.end_offset();
-                    }
+                    let new_start = crate::log::retention_start(t, p, now);
                     if new_start > p.log_start_offset {
                         trims.push(Intent::Trim {
                             topic: t.name.clone(),

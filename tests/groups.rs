@@ -86,10 +86,13 @@ async fn a_queue_group_over_three_agents_settles_every_message_once_or_dead_lett
             let mut rng = rand::rngs::SmallRng::seed_from_u64(w as u64);
             let mut idle = 0;
             while idle < 20 {
-                let msgs = match service::receive(&agent, "workers", 5, 300, 100).await {
-                    Ok(m) => m,
-                    Err(_) => return, // the agent was killed
-                };
+                let msgs =
+                    match service::receive(&agent, "workers", 5, 300, 100, std::future::pending())
+                        .await
+                    {
+                        Ok(m) => m,
+                        Err(_) => return, // the agent was killed
+                    };
                 if msgs.is_empty() {
                     idle += 1;
                     continue;
@@ -150,7 +153,7 @@ async fn a_queue_group_over_three_agents_settles_every_message_once_or_dead_lett
     // Drain whatever the killed agent's workers left behind.
     let survivor = agents[0].clone();
     loop {
-        let msgs = service::receive(&survivor, "workers", 50, 300, 1_000)
+        let msgs = service::receive(&survivor, "workers", 50, 300, 1_000, std::future::pending())
             .await
             .unwrap();
         if msgs.is_empty() {
@@ -498,7 +501,9 @@ async fn queue_receives_and_acks_survive_commit_faults() {
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
             let mut idle = 0;
             while idle < 15 && std::time::Instant::now() < deadline {
-                let Ok(msgs) = service::receive(&agent, "w", 10, 200, 100).await else {
+                let Ok(msgs) =
+                    service::receive(&agent, "w", 10, 200, 100, std::future::pending()).await
+                else {
                     continue;
                 };
                 idle = if msgs.is_empty() { idle + 1 } else { 0 };

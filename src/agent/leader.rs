@@ -33,6 +33,10 @@ pub const LEASE_KEY: &str = "leader";
 /// Forwarded entries a leader commits at once; past it, followers commit
 /// directly.
 const FORWARDED_IN_FLIGHT_MAX: usize = 256;
+/// How long a follower waits to connect to the leader.
+const CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// Bytes of one entry-feed frame header: sequence (u64) and length (u32).
+const FRAME_HEADER_BYTES: usize = 12;
 /// How soon an agent that took a free lease reads it back.
 const CONFIRM_MS: u64 = 200;
 
@@ -62,13 +66,20 @@ pub struct SoftLeader {
 }
 
 impl SoftLeader {
-    pub fn new(agent_id: &str, url: &str, lease_ms: u64, forward_timeout_ms: u64) -> Self {
+    /// Fails when the HTTP client cannot be built (its timeouts are part of
+    /// the forwarding contract: a client without them could hang a commit).
+    pub fn new(
+        agent_id: &str,
+        url: &str,
+        lease_ms: u64,
+        forward_timeout_ms: u64,
+    ) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(forward_timeout_ms))
-            .connect_timeout(Duration::from_millis(1_000))
+            .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
             .build()
-            .unwrap_or_default();
-        SoftLeader {
+            .map_err(|e| format!("cannot build the soft leader's HTTP client: {e}"))?;
+        Ok(SoftLeader {
             http,
             agent_id: agent_id.to_string(),
             url: url.trim_end_matches('/').to_string(),
@@ -76,7 +87,7 @@ impl SoftLeader {
             leader_url: RwLock::new(None),
             leading: AtomicBool::new(false),
             slots: Arc::new(Semaphore::new(FORWARDED_IN_FLIGHT_MAX)),
-        }
+        })
     }
 
     pub fn is_leading(&self) -> bool {
@@ -209,7 +220,10 @@ impl Forwarder for SoftLeader {
         match status {
             StatusCode::OK => postcard::from_bytes::<Committed>(&body)
                 .map_err(|e| ForwardError::Uncertain(format!("undecodable answer: {e}"))),
-            StatusCode::CONFLICT | StatusCode::TOO_MANY_REQUESTS => Err(ForwardError::NotTaken(
+            // The leader answers 4xx only before committing (not leading,
+            // busy, or the entry failed admission): committing directly is
+            // safe.
+            s if s.is_client_error() => Err(ForwardError::NotTaken(
                 String::from_utf8_lossy(&body).into_owned(),
             )),
             other => Err(ForwardError::Uncertain(format!(
@@ -262,7 +276,12 @@ mod tests {
 /// Entries as one body: per entry its sequence (u64 LE), its length (u32
 /// LE) and its encoded bytes, which carry their own header and checks.
 fn encode_frames(entries: &[(u64, Bytes)]) -> Bytes {
-    let mut out = bytes::BytesMut::with_capacity(entries.iter().map(|(_, b)| b.len() + 12).sum());
+    let mut out = bytes::BytesMut::with_capacity(
+        entries
+            .iter()
+            .map(|(_, b)| b.len() + FRAME_HEADER_BYTES)
+            .sum(),
+    );
     for (seq, b) in entries {
         out.extend_from_slice(&seq.to_le_bytes());
         out.extend_from_slice(&(b.len() as u32).to_le_bytes());
@@ -274,10 +293,10 @@ fn encode_frames(entries: &[(u64, Bytes)]) -> Bytes {
 fn decode_frames(mut body: Bytes) -> Result<Vec<(u64, Bytes)>, String> {
     let mut out = Vec::new();
     while !body.is_empty() {
-        if body.len() < 12 {
+        if body.len() < FRAME_HEADER_BYTES {
             return Err("truncated entry frame".into());
         }
-        let head = body.split_to(12);
+        let head = body.split_to(FRAME_HEADER_BYTES);
         let seq = u64::from_le_bytes(head[..8].try_into().map_err(|_| "bad frame")?);
         let len = u32::from_le_bytes(head[8..].try_into().map_err(|_| "bad frame")?) as usize;
         if body.len() < len {
@@ -313,7 +332,7 @@ pub async fn log_feed(
         Err(e) => return ApiError::from(e).into_response(),
     };
     if !s.leader.as_ref().is_some_and(|l| l.is_leading()) {
-        return (StatusCode::CONFLICT, "not the leader").into_response();
+        return not_leader();
     }
     let log = s.node.log();
     if log.head() <= q.after {
@@ -328,23 +347,58 @@ pub async fn log_feed(
     }
     match log.entries_after(q.after, FEED_BYTES_MAX) {
         Some(entries) => (StatusCode::OK, encode_frames(&entries)).into_response(),
-        None => (StatusCode::GONE, "entries no longer kept; read the store").into_response(),
+        None => ApiError::new(
+            StatusCode::GONE,
+            "entries_gone",
+            "entries no longer kept; read the store",
+        )
+        .into_response(),
     }
+}
+
+fn not_leader() -> Response {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "not_leader",
+        "this agent is not the leader",
+    )
+    .into_response()
+}
+
+fn leader_busy(message: &str) -> Response {
+    let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "leader_busy", message);
+    e.retry_after_s = Some(1);
+    e.into_response()
 }
 
 /// `POST /internal/v1/commit`: commit a follower's encoded entry here.
 /// Answers 409 when not leading and 429 when busy, both before committing.
 pub async fn commit_forwarded(State(s): State<AppState>, body: Bytes) -> Response {
     let Some(leader) = s.leader.as_ref().filter(|l| l.is_leading()) else {
-        return (StatusCode::CONFLICT, "not the leader").into_response();
+        return not_leader();
     };
     let Ok(slot) = leader.slots.clone().try_acquire_owned() else {
-        return (StatusCode::TOO_MANY_REQUESTS, "leader busy").into_response();
+        return leader_busy("leader busy");
     };
     let entry = match EncodedEntry::decode("forwarded entry", body) {
         Ok(e) => e,
         Err(e) => return ApiError::bad_request(e.to_string()).into_response(),
     };
+    // Whoever commits checks: a forwarded entry meets the same limits and
+    // rules as a direct request (the follower's ingest already did; a
+    // crafted one must not get further than it would there).
+    match s.node.admit(&entry).await {
+        Ok(()) => {}
+        // Could not check it now (a store read failed): not taken, so the
+        // follower commits directly.
+        Err(e) if e.kind() == crate::error::ErrorKind::Unavailable => {
+            return leader_busy(&format!("cannot check the entry now: {e}"));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "refused a forwarded entry");
+            return ApiError::from(e).into_response();
+        }
+    }
     // Its own task: a follower that hangs up must not cancel a commit
     // midway (the slot it holds would wait for the abandoned-slot refill).
     let log = s.node.log().clone();

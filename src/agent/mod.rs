@@ -114,9 +114,9 @@ fn soft_leader(
     settings: &Settings,
     node: &Arc<Node>,
     addr: SocketAddr,
-) -> Option<Arc<leader::SoftLeader>> {
+) -> Result<Option<Arc<leader::SoftLeader>>, AgentError> {
     if !settings.soft_leader {
-        return None;
+        return Ok(None);
     }
     let url = if !settings.advertise_url.is_empty() {
         settings.advertise_url.clone()
@@ -125,16 +125,18 @@ fn soft_leader(
             "listening on {addr} without advertise_url: other agents cannot reach this one, \
              so it never leads (set --advertise-url)"
         );
-        return None;
+        return Ok(None);
     } else {
         format!("http://{addr}")
     };
-    Some(Arc::new(leader::SoftLeader::new(
+    let leader = leader::SoftLeader::new(
         node.agent_id(),
         &url,
         settings.leader_lease_ms,
         node.log().config().ack_budget_ms(),
-    )))
+    )
+    .map_err(AgentError::Settings)?;
+    Ok(Some(Arc::new(leader)))
 }
 
 /// The router for `state`, with the body limit from `request_bytes_max`.
@@ -240,7 +242,7 @@ impl RunningAgent {
         })?;
         let _ = prometheus();
         let (tx, rx) = watch::channel(false);
-        let leader = soft_leader(settings, &node, addr);
+        let leader = soft_leader(settings, &node, addr)?;
         if let Some(l) = &leader {
             node.log().set_forwarder(l.clone());
             tokio::spawn(l.clone().run(Arc::downgrade(&node), rx.clone()));

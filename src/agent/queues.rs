@@ -207,10 +207,9 @@ pub async fn receive(
     let visibility = visibility_or_default(&s, &group, b.visibility_ms);
     let wait = b.wait_ms.unwrap_or(0).min(RECEIVE_WAIT_MS_MAX);
     let mut shutdown = s.shutdown.clone();
-    let msgs = tokio::select! {
-        r = service::receive(&s.node, &group, b.max_messages.unwrap_or(10), visibility, wait) => r?,
-        _ = super::wait_shutdown(&mut shutdown) => service::receive(&s.node, &group, b.max_messages.unwrap_or(10), visibility, 0).await?,
-    };
+    let stop = async move { super::wait_shutdown(&mut shutdown).await };
+    let max = b.max_messages.unwrap_or(10);
+    let msgs = service::receive(&s.node, &group, max, visibility, wait, stop).await?;
     let messages = msgs
         .into_iter()
         .map(|m| MessageJson {

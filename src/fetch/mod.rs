@@ -147,13 +147,18 @@ impl Reader {
             planned_bytes += c.len as usize;
             selected.push(c);
         }
-        let datas = self.read_chunks(&selected).await?;
+        let datas = self.read_chunks(&selected).await;
         'outer: for (c, data) in selected.iter().zip(datas) {
             let key = c.object.key();
-            for (i, record) in decode_chunk(&key, data, c.crc32c, c.record_count)?
-                .into_iter()
-                .enumerate()
-            {
+            // A chunk that cannot be read fails only its own offsets: the
+            // records before it are answered, and a read past it works.
+            let decoded = data.and_then(|d| decode_chunk(&key, d, c.crc32c, c.record_count));
+            let decoded = match decoded {
+                Ok(d) => d,
+                Err(e) if records.is_empty() => return Err(e),
+                Err(_) => break,
+            };
+            for (i, record) in decoded.into_iter().enumerate() {
                 let offset = c.base_offset + i as u64;
                 if offset < req.offset {
                     continue;
@@ -179,10 +184,11 @@ impl Reader {
 
     /// The bytes of each chunk, from the cache or by ranged GETs that
     /// coalesce chunks adjacent in one object.
-    async fn read_chunks(&self, chunks: &[ChunkRef]) -> Result<Vec<bytes::Bytes>> {
-        let mut out: Vec<Option<bytes::Bytes>> = chunks
+    /// One result per chunk: a failed GET fails only the chunks it covers.
+    async fn read_chunks(&self, chunks: &[ChunkRef]) -> Vec<Result<bytes::Bytes>> {
+        let mut out: Vec<Option<Result<bytes::Bytes>>> = chunks
             .iter()
-            .map(|c| self.cache.get(&c.object.key(), c.start))
+            .map(|c| self.cache.get(&c.object.key(), c.start).map(Ok))
             .collect();
         // Runs of missing chunks that sit back to back in the same object.
         let mut runs: Vec<(usize, usize)> = Vec::new();
@@ -209,23 +215,45 @@ impl Reader {
             let store = self.store.clone();
             async move { store.get_range(&key, start..end).await.map(|b| (key, b)) }
         });
-        let results = futures::future::try_join_all(gets).await?;
-        for (&(s, e), (key, data)) in runs.iter().zip(results) {
+        let results = futures::future::join_all(gets).await;
+        for (&(s, e), result) in runs.iter().zip(results) {
             let base = chunks[s].start;
             for (i, c) in chunks.iter().enumerate().take(e).skip(s) {
-                let from = (c.start - base) as usize;
-                let to = from + c.len as usize;
-                if to > data.len() {
-                    return Err(Error::corrupt(
-                        &key,
-                        format!("object ends before chunk at byte {}", c.start),
-                    ));
-                }
-                let b = data.slice(from..to);
-                self.cache.insert(&key, c.start, b.clone());
-                out[i] = Some(b);
+                out[i] = Some(match &result {
+                    Ok((key, data)) => self.slice_chunk(key, data, c, base),
+                    // The log references it, so a missing object is damage,
+                    // not a passing fault.
+                    Err(err) if err.is_not_found() => Err(Error::corrupt(
+                        chunks[s].object.key(),
+                        "the log references this object but it does not exist",
+                    )),
+                    Err(err) => Err(Error::Store(err.clone())),
+                });
             }
         }
-        Ok(out.into_iter().map(|b| b.unwrap_or_default()).collect())
+        out.into_iter()
+            .map(|b| b.unwrap_or_else(|| Err(Error::Internal("chunk not read".into()))))
+            .collect()
+    }
+
+    /// Chunk `c` out of `data`, the bytes of `key` from `base` on; cached.
+    fn slice_chunk(
+        &self,
+        key: &str,
+        data: &bytes::Bytes,
+        c: &ChunkRef,
+        base: u64,
+    ) -> Result<bytes::Bytes> {
+        let from = (c.start - base) as usize;
+        let to = from + c.len as usize;
+        if to > data.len() {
+            return Err(Error::corrupt(
+                key,
+                format!("object ends before chunk at byte {}", c.start),
+            ));
+        }
+        let b = data.slice(from..to);
+        self.cache.insert(key, c.start, b.clone());
+        Ok(b)
     }
 }

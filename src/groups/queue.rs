@@ -19,6 +19,47 @@ pub struct QueueConfig {
     pub in_flight_max: u64,
 }
 
+/// The longest visibility timeout or nack delay (12 h, as SQS allows).
+pub const VISIBILITY_MS_MAX: u64 = 12 * 3_600_000;
+/// The largest `in_flight_max`: the per-partition window of message
+/// states a queue group keeps in memory.
+pub const IN_FLIGHT_MAX_MAX: u64 = 100_000;
+/// The largest `max_deliveries`.
+pub const MAX_DELIVERIES_MAX: u32 = 1_000;
+/// Messages one receive may lease at most.
+pub const RECEIVE_MESSAGES_MAX: u32 = 1_000;
+
+/// The dead-letter topic of a queue group.
+pub fn dlq_topic(group: &str) -> String {
+    format!("{group}.dlq")
+}
+
+/// Receipts one ack, nack or extend may settle at most.
+pub const RECEIPTS_MAX: usize = 10_000;
+/// Topics one queue group reads at most.
+pub const QUEUE_TOPICS_MAX: usize = 100;
+
+impl QueueConfig {
+    /// Check the bounds every queue group's configuration must keep.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.topics.is_empty() || self.topics.len() > QUEUE_TOPICS_MAX {
+            return Err(format!(
+                "a queue group reads 1 to {QUEUE_TOPICS_MAX} topics"
+            ));
+        }
+        if !(1..=MAX_DELIVERIES_MAX).contains(&self.max_deliveries) {
+            return Err(format!("max_deliveries must be 1..={MAX_DELIVERIES_MAX}"));
+        }
+        if !(1..=VISIBILITY_MS_MAX).contains(&self.visibility_ms) {
+            return Err(format!("visibility_ms must be 1..={VISIBILITY_MS_MAX}"));
+        }
+        if !(1..=IN_FLIGHT_MAX_MAX).contains(&self.in_flight_max) {
+            return Err(format!("in_flight_max must be 1..={IN_FLIGHT_MAX_MAX}"));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MsgState {
     Leased {

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 /// Dead messages moved per pass at most.
 const DEAD_LETTERS_PER_PASS: usize = 100;
+pub use super::queue::{dlq_topic, RECEIVE_MESSAGES_MAX};
 /// How often an idle receive re-checks for expired leases.
 const RECEIVE_POLL_MS: u64 = 200;
 
@@ -41,11 +42,6 @@ fn expect_done(o: Outcome) -> Result<()> {
         Outcome::Rejected(r) => Err(Error::Rejected(r)),
         _ => Ok(()),
     }
-}
-
-/// The dead-letter topic of a queue group.
-pub fn dlq_topic(group: &str) -> String {
-    format!("{group}.dlq")
 }
 
 fn validate_group_name(group: &str) -> Result<()> {
@@ -199,16 +195,7 @@ pub async fn reset(
 /// Create or update a queue group and its dead-letter topic.
 pub async fn configure_queue(node: &Node, group: &str, config: QueueConfig) -> Result<()> {
     validate_group_name(group)?;
-    if config.topics.is_empty() {
-        return Err(Error::Invalid(
-            "a queue group needs at least one topic".into(),
-        ));
-    }
-    if config.max_deliveries == 0 || config.in_flight_max == 0 || config.visibility_ms == 0 {
-        return Err(Error::Invalid(
-            "max_deliveries, visibility_ms and in_flight_max must be positive".into(),
-        ));
-    }
+    config.validate().map_err(Error::Invalid)?;
     for t in &config.topics {
         node.log().state().topic(t)?;
     }
@@ -270,16 +257,22 @@ fn anything_available(node: &Node, group: &str, now_ms: u64) -> Result<bool> {
 }
 
 /// Lease up to `max` messages, waiting up to `wait_ms` only when nothing
-/// is available now.
+/// is available now, or until `stop` resolves (then one last look without
+/// waiting). Once leases are committed the call is not cut short by
+/// `stop`; leases it cannot hand out (a body that cannot be read, or the
+/// caller dropping the call) are released at once by a nack.
 pub async fn receive(
     node: &Node,
     group: &str,
     max: u32,
     visibility_ms: u64,
     wait_ms: u64,
+    stop: impl std::future::Future<Output = ()>,
 ) -> Result<Vec<Message>> {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let mut head = node.log().subscribe();
+    let mut stop = std::pin::pin!(stop);
+    let mut stopped = false;
     loop {
         if let Err(e) = move_dead_letters(node, group).await {
             tracing::warn!(error = %e, group, "moving dead letters failed");
@@ -288,8 +281,8 @@ pub async fn receive(
         if anything_available(node, group, node.now_ms())? {
             let intent = Intent::Receive {
                 group: group.into(),
-                max_messages: max.clamp(1, 1000),
-                visibility_ms: visibility_ms.max(1),
+                max_messages: max.clamp(1, RECEIVE_MESSAGES_MAX),
+                visibility_ms: visibility_ms.clamp(1, super::queue::VISIBILITY_MS_MAX),
             };
             let leases = match node.commit_intent(intent).await? {
                 Outcome::Leased(l) => l,
@@ -297,39 +290,82 @@ pub async fn receive(
                 other => return Err(Error::Internal(format!("unexpected outcome {other:?}"))),
             };
             if !leases.is_empty() {
-                return bodies(node, leases).await;
+                return bodies(node, group, leases).await;
             }
         }
         let now = tokio::time::Instant::now();
-        if now >= deadline {
+        if now >= deadline || stopped {
             return Ok(vec![]);
         }
         let nap = (deadline - now).min(Duration::from_millis(RECEIVE_POLL_MS));
-        let _ = tokio::time::timeout(nap, head.changed()).await;
+        tokio::select! {
+            _ = tokio::time::timeout(nap, head.changed()) => {}
+            _ = &mut stop => stopped = true,
+        }
     }
 }
 
-/// Read the records of leased messages.
-async fn bodies(node: &Node, leases: Vec<super::queue::Lease>) -> Result<Vec<Message>> {
-    let mut out = Vec::with_capacity(leases.len());
-    for l in leases {
-        let r = node
-            .fetch(&FetchRequest {
+/// Leases not (yet) handed to the caller: released by a nack when dropped,
+/// so a receive that fails or is abandoned after its leases were committed
+/// does not leave messages invisible for the whole visibility timeout.
+struct Undelivered<'a> {
+    node: &'a Node,
+    group: &'a str,
+    receipts: Vec<Receipt>,
+}
+
+impl Drop for Undelivered<'_> {
+    fn drop(&mut self) {
+        if self.receipts.is_empty() {
+            return;
+        }
+        let n = self.receipts.len();
+        tracing::warn!(
+            group = self.group,
+            leases = n,
+            "releasing leases that were not delivered"
+        );
+        metrics::counter!("skiff_queue_leases_released_total").increment(n as u64);
+        self.node.ingester().submit_detached(vec![Intent::Nack {
+            group: self.group.to_string(),
+            receipts: std::mem::take(&mut self.receipts),
+            delay_ms: 0,
+        }]);
+    }
+}
+
+/// Read the records of leased messages. A message whose chunk cannot be
+/// read is skipped (and released, so it is redelivered and, past
+/// `max_deliveries`, dead-lettered); a store outage fails the receive and
+/// releases every lease.
+async fn bodies(
+    node: &Node,
+    group: &str,
+    leases: Vec<super::queue::Lease>,
+) -> Result<Vec<Message>> {
+    let mut undelivered = Undelivered {
+        node,
+        group,
+        receipts: leases
+            .iter()
+            .map(|l| Receipt {
                 topic: l.topic.clone(),
                 partition: l.partition,
                 offset: l.offset,
-                max_records: 1,
-                max_bytes: 1,
-                wait_ms: 0,
+                delivery_count: l.delivery_count,
             })
-            .await;
-        let record = match r {
-            Ok(f) => match f.records.into_iter().next() {
-                Some(rec) if rec.offset == l.offset => rec.record,
-                _ => continue,
-            },
+            .collect(),
+    };
+    let mut out = Vec::with_capacity(leases.len());
+    for l in leases {
+        let record = match fetch_one(node, &l.topic, l.partition, l.offset).await {
+            Ok(Some(r)) => r,
             // Trimmed by retention before it was delivered: skip it.
-            Err(Error::OffsetOutOfRange { .. }) => continue,
+            Ok(None) | Err(Error::OffsetOutOfRange { .. }) => continue,
+            Err(e) if e.kind() == crate::error::ErrorKind::Corrupt => {
+                tracing::error!(error = %e, group, "skipping a message whose chunk cannot be read");
+                continue;
+            }
             Err(e) => return Err(e),
         };
         let receipt = Receipt {
@@ -338,6 +374,7 @@ async fn bodies(node: &Node, leases: Vec<super::queue::Lease>) -> Result<Vec<Mes
             offset: l.offset,
             delivery_count: l.delivery_count,
         };
+        undelivered.receipts.retain(|r| *r != receipt);
         out.push(Message {
             receipt: receipt.encode(),
             topic: l.topic,
@@ -348,6 +385,30 @@ async fn bodies(node: &Node, leases: Vec<super::queue::Lease>) -> Result<Vec<Mes
         });
     }
     Ok(out)
+}
+
+/// The record at `offset`, if it is still there.
+async fn fetch_one(
+    node: &Node,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+) -> Result<Option<Record>> {
+    let f = node
+        .fetch(&FetchRequest {
+            topic: topic.to_string(),
+            partition,
+            offset,
+            max_records: 1,
+            max_bytes: 1,
+            wait_ms: 0,
+        })
+        .await?;
+    Ok(f.records
+        .into_iter()
+        .next()
+        .filter(|r| r.offset == offset)
+        .map(|r| r.record))
 }
 
 /// What to do with receipts.
@@ -365,6 +426,21 @@ pub async fn settle(
     how: Settle,
     receipts: &[String],
 ) -> Result<Vec<bool>> {
+    if receipts.len() > super::queue::RECEIPTS_MAX {
+        return Err(Error::OverLimit(format!(
+            "at most {} receipts per request",
+            super::queue::RECEIPTS_MAX
+        )));
+    }
+    let how = match how {
+        Settle::Nack { delay_ms } => Settle::Nack {
+            delay_ms: delay_ms.min(super::queue::VISIBILITY_MS_MAX),
+        },
+        Settle::Extend { visibility_ms } => Settle::Extend {
+            visibility_ms: visibility_ms.clamp(1, super::queue::VISIBILITY_MS_MAX),
+        },
+        Settle::Ack => Settle::Ack,
+    };
     let parsed: Vec<Option<Receipt>> = receipts.iter().map(|r| Receipt::parse(r)).collect();
     let valid: Vec<Receipt> = parsed.iter().flatten().cloned().collect();
     let results = if valid.is_empty() {
@@ -418,24 +494,24 @@ pub async fn move_dead_letters(node: &Node, group: &str) -> Result<usize> {
     let mut intents = Vec::new();
     let mut blob = BytesMut::new();
     for d in &dead {
-        let f = node
-            .fetch(&FetchRequest {
-                topic: d.topic.clone(),
-                partition: d.partition,
-                offset: d.offset,
-                max_records: 1,
-                max_bytes: 1,
-                wait_ms: 0,
-            })
-            .await;
-        let mut record = match f {
-            Ok(f) => match f.records.into_iter().next() {
-                Some(r) if r.offset == d.offset => r.record,
-                _ => continue,
-            },
-            Err(_) => Record::default(),
-        };
         let h = |k: &str, v: String| (k.to_string(), Bytes::from(v));
+        let mut record = match fetch_one(node, &d.topic, d.partition, d.offset).await {
+            Ok(Some(r)) => r,
+            Ok(None) | Err(Error::OffsetOutOfRange { .. }) => continue,
+            // The original cannot be read, ever: dead-letter what is known
+            // about it, saying why the body is missing.
+            Err(e) if e.kind() == crate::error::ErrorKind::Corrupt => {
+                let mut r = Record {
+                    timestamp_ms: node.now_ms() as i64,
+                    ..Record::default()
+                };
+                r.headers.push(h("skiff-dlq-error", e.to_string()));
+                r
+            }
+            // Anything else may pass: stop here and retry on the next pass,
+            // rather than settle the original without its payload.
+            Err(e) => return Err(e),
+        };
         record.headers.push(h("skiff-dlq-topic", d.topic.clone()));
         record
             .headers
@@ -488,6 +564,22 @@ pub async fn move_dead_letters(node: &Node, group: &str) -> Result<usize> {
         .count())
 }
 
+/// Where a dead letter goes back to, from its headers: a topic and
+/// partition that exist now, or why not.
+fn redrive_origin(node: &Node, topic: &[u8], partition: &[u8]) -> Result<(String, u32), String> {
+    let topic =
+        std::str::from_utf8(topic).map_err(|_| "the origin topic is not UTF-8".to_string())?;
+    let partition: u32 = std::str::from_utf8(partition)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| "the origin partition is not a number".to_string())?;
+    node.log()
+        .state()
+        .partition(topic, partition)
+        .map_err(|e| format!("the origin is gone: {e}"))?;
+    Ok((topic.to_string(), partition))
+}
+
 /// Move every record of the dead-letter topic back to its origin topic
 /// (dead-letter headers removed), resuming from the last redrive. Returns
 /// how many moved. At-least-once: a crash between the produce and the
@@ -533,11 +625,23 @@ pub async fn redrive(node: &Node, group: &str) -> Result<usize> {
                 .headers
                 .iter()
                 .find(|(k, _)| k == "skiff-dlq-partition");
-            let (Some((_, t)), Some((_, p))) = (origin, partition) else {
-                continue;
+            let origin = match (origin, partition) {
+                (Some((_, t)), Some((_, p))) => redrive_origin(node, t, p),
+                _ => Err("no skiff-dlq-topic and skiff-dlq-partition headers".to_string()),
             };
-            let topic = String::from_utf8_lossy(t).to_string();
-            let partition: u32 = String::from_utf8_lossy(p).parse().unwrap_or(0);
+            let (topic, partition) = match origin {
+                Ok(o) => o,
+                Err(reason) => {
+                    tracing::warn!(
+                        group,
+                        dlq_offset = r.offset,
+                        reason,
+                        "redrive skips a dead letter; it stays in the dead-letter topic"
+                    );
+                    metrics::counter!("skiff_redrive_skipped_total").increment(1);
+                    continue;
+                }
+            };
             let mut record = r.record.clone();
             record.headers.retain(|(k, _)| !k.starts_with("skiff-dlq-"));
             records.push(ProduceRecord {

@@ -5,6 +5,7 @@
 //! and answer each request with its offsets only after the commit is
 //! durable. It must not decide offsets (`apply` does) nor serve reads.
 
+pub mod admit;
 mod batch;
 mod intents;
 mod pipeline;

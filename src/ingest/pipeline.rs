@@ -253,6 +253,27 @@ impl Ingester {
         rx.await.unwrap_or(Err(Error::ShuttingDown))
     }
 
+    /// Commit record-less intents with the next group commit without
+    /// waiting for (or reporting) their outcomes: for releases that must
+    /// happen even when the caller is gone (a dropped receive). Dropped
+    /// when the agent is closing or the batch is full.
+    pub fn submit_detached(&self, intents: Vec<Intent>) {
+        let s = &self.shared;
+        let (reply, _) = oneshot::channel();
+        {
+            let mut b = s.batch.lock();
+            if s.closing.load(Ordering::SeqCst) || b.submitted.len() >= SUBMITTED_MAX {
+                tracing::warn!("cannot submit a release now; the leases expire by themselves");
+                return;
+            }
+            if b.opened_at.is_none() {
+                b.opened_at = Some(tokio::time::Instant::now());
+            }
+            b.submitted.push(Submitted { intents, reply });
+        }
+        s.wake.notify_one();
+    }
+
     /// Stop accepting, flush and commit everything accepted, answer it.
     pub async fn shutdown(&self) {
         {

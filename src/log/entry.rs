@@ -20,6 +20,24 @@ pub fn log_key(seq: u64) -> String {
     format!("log/{seq:020}")
 }
 
+/// Topic names: 1 to 249 of `[A-Za-z0-9._-]`, as Kafka allows.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "bad topic name {name:?}: use 1 to 249 of letters, digits, '.', '_' and '-'"
+        )))
+    }
+}
+
 /// Per-topic settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicConfig {
@@ -226,9 +244,11 @@ impl EncodedEntry {
             if let Some(a) = append {
                 for c in &a.chunks {
                     if let Location::Inline { start, len } = c.location {
-                        let end = start as usize + len as usize;
-                        if end > blob.len()
-                            || crc32c::crc32c(&blob[start as usize..end]) != c.crc32c
+                        let end = start.checked_add(u64::from(len));
+                        let in_blob = end.filter(|e| *e <= blob.len() as u64);
+                        if in_blob.is_none()
+                            || crc32c::crc32c(&blob[start as usize..start as usize + len as usize])
+                                != c.crc32c
                         {
                             return Err(Error::corrupt(
                                 key,

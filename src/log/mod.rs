@@ -20,13 +20,14 @@ mod tail;
 pub use apply::{apply, Outcome, RejectKind, Rejection, PARTITIONS_MAX};
 pub use commit::{ApplyHook, CommitLog, Committed, LogConfig, LogStats};
 pub use entry::{
-    log_key, Append, ChunkIntent, EncodedEntry, Intent, Location, LogEntry, ProducerSeq,
-    TopicConfig, ENTRY_HEADER_BYTES,
+    log_key, validate_topic_name, Append, ChunkIntent, EncodedEntry, Intent, Location, LogEntry,
+    ProducerSeq, TopicConfig, ENTRY_HEADER_BYTES,
 };
 pub use forward::{ForwardError, Forwarder};
 pub use gc::{collect_garbage, GcConfig, GcReport};
 pub use state::{
-    checkpoint_key, ChunkRef, ObjectRef, PartitionState, ProducerState, State, TopicState,
+    checkpoint_key, retention_start, ChunkRef, ObjectRef, PartitionState, ProducerState, State,
+    TopicState,
 };
 
 /// A fresh commit id: unique across agents and time.

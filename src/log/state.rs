@@ -184,3 +184,26 @@ impl Ord for ObjectRef {
         self.key().cmp(&other.key())
     }
 }
+
+/// The log-start offset retention allows for partition `p` of topic `t`
+/// at log time `now_ms`: past every leading chunk that is older than
+/// `retention_ms` or keeps the partition above `retention_bytes`. Pure:
+/// the maintenance loop proposes trims with it, and the leader checks a
+/// forwarded trim against it.
+pub fn retention_start(t: &TopicState, p: &PartitionState, now_ms: u64) -> u64 {
+    let mut bytes = p.bytes;
+    let mut start = p.log_start_offset;
+    for c in &p.chunks {
+        let too_old = t
+            .config
+            .retention_ms
+            .is_some_and(|r| (c.max_timestamp_ms.max(0) as u64).saturating_add(r) < now_ms);
+        let too_big = t.config.retention_bytes.is_some_and(|r| bytes > r);
+        if !(too_old || too_big) {
+            break;
+        }
+        bytes -= c.len as u64;
+        start = start.max(c.end_offset());
+    }
+    start
+}

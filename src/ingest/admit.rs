@@ -1,0 +1,366 @@
+//! Admission of log entries this agent did not build: an entry a follower
+//! forwarded to the leader is checked against the same limits and rules as
+//! a direct request before it is committed (DESIGN §1, invariant 10). Every
+//! chunk's bytes are read (inline from the entry, segment ranges from the
+//! store) and decoded within bounds: the record count, the max timestamp and
+//! every record's size, headers and timestamp must be what ingest would have
+//! written. Names, counts, group and queue parameters, trims (only as far as
+//! retention allows) and the writer's clock (within a stated skew) are
+//! checked too. It owns these checks; it must not commit or change entries.
+
+use super::pipeline::{check_record, IngestConfig, PRODUCER_SEQUENCE_MAX};
+use crate::error::{Error, Result};
+use crate::fetch::ChunkCache;
+use crate::groups::queue::{dlq_topic, RECEIPTS_MAX, RECEIVE_MESSAGES_MAX, VISIBILITY_MS_MAX};
+use crate::log::{
+    retention_start, validate_topic_name, Append, ChunkIntent, CommitLog, EncodedEntry, Intent,
+    Location, State, PARTITIONS_MAX,
+};
+use crate::segment::{decode_chunk, Record};
+use crate::store::SharedStore;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+
+/// How far ahead of the committer's clock a writer's timestamp may be: the
+/// log's clock only moves forward, so a writer from the future would age
+/// every lease and retention for good.
+pub const CLOCK_SKEW_MS_MAX: u64 = 60_000;
+/// Longest agent and member ids.
+pub const ID_BYTES_MAX: usize = 256;
+/// Offsets one offset commit or reset may name.
+pub const OFFSETS_PER_COMMIT_MAX: usize = 100_000;
+/// Session timeouts a stream-group member may ask for (ms).
+pub const SESSION_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=3_600_000;
+/// Headers the dead-letter copy adds to a record (`skiff-dlq-*`), and the
+/// bytes they may take.
+const DLQ_HEADERS_EXTRA: usize = 8;
+const DLQ_BYTES_EXTRA: usize = 4 << 10;
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::Invalid(format!("forwarded entry: {}", msg.into()))
+}
+
+/// Check an entry received from another agent before committing it,
+/// against this agent's view of the log and its wall clock `now_ms`.
+pub async fn admit(
+    entry: &EncodedEntry,
+    log: &CommitLog,
+    now_ms: u64,
+    cfg: &IngestConfig,
+    store: &SharedStore,
+    cache: &ChunkCache,
+) -> Result<()> {
+    let e = &entry.entry;
+    if e.time_ms > now_ms.saturating_add(CLOCK_SKEW_MS_MAX) {
+        return Err(invalid(format!(
+            "its time {} ms is more than {CLOCK_SKEW_MS_MAX} ms ahead of this agent's {now_ms} ms",
+            e.time_ms
+        )));
+    }
+    check_id("agent id", &e.agent_id)?;
+    {
+        let state = log.state();
+        let clock = state.clock_ms.max(e.time_ms);
+        for intent in &e.intents {
+            check_intent(intent, &state, clock)?;
+        }
+    }
+    let appends: Vec<(&Append, bool)> = e
+        .intents
+        .iter()
+        .filter_map(|i| match i {
+            Intent::Append(a) => Some((a, false)),
+            Intent::DeadLetter { append, .. } => Some((append, true)),
+            _ => None,
+        })
+        .collect();
+    check_appends(&appends, &entry.blob, cfg, store, cache).await
+}
+
+fn check_name(what: &str, name: &str) -> Result<()> {
+    validate_topic_name(name).map_err(|_| invalid(format!("bad {what} name {name:?}")))
+}
+
+fn check_id(what: &str, id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > ID_BYTES_MAX {
+        return Err(invalid(format!("{what} must be 1 to {ID_BYTES_MAX} bytes")));
+    }
+    Ok(())
+}
+
+fn check_offsets(group: &str, offsets: &[(String, u32, u64)]) -> Result<()> {
+    check_name("group", group)?;
+    if offsets.len() > OFFSETS_PER_COMMIT_MAX {
+        return Err(invalid(format!(
+            "at most {OFFSETS_PER_COMMIT_MAX} offsets at once"
+        )));
+    }
+    offsets
+        .iter()
+        .try_for_each(|(t, _, _)| check_name("topic", t))
+}
+
+fn check_receipts(group: &str, n: usize) -> Result<()> {
+    check_name("group", group)?;
+    if n == 0 || n > RECEIPTS_MAX {
+        return Err(invalid(format!("1 to {RECEIPTS_MAX} receipts at once")));
+    }
+    Ok(())
+}
+
+fn check_ms(what: &str, v: u64, min: u64) -> Result<()> {
+    if !(min..=VISIBILITY_MS_MAX).contains(&v) {
+        return Err(invalid(format!(
+            "{what} must be {min}..={VISIBILITY_MS_MAX}"
+        )));
+    }
+    Ok(())
+}
+
+/// The rules of one intent that need no bytes: names, counts, bounds.
+fn check_intent(intent: &Intent, state: &State, clock_ms: u64) -> Result<()> {
+    match intent {
+        Intent::CreateTopic {
+            name, partitions, ..
+        } => {
+            check_name("topic", name)?;
+            if !(1..=PARTITIONS_MAX).contains(partitions) {
+                return Err(invalid(format!("partitions must be 1..={PARTITIONS_MAX}")));
+            }
+        }
+        Intent::DeleteTopic { name } => check_name("topic", name)?,
+        Intent::Trim {
+            topic,
+            partition,
+            log_start_offset,
+        } => check_trim(state, topic, *partition, *log_start_offset, clock_ms)?,
+        Intent::Tick => {}
+        Intent::JoinGroup {
+            group,
+            member_id,
+            topics,
+            session_timeout_ms,
+        } => {
+            check_name("group", group)?;
+            check_id("member id", member_id)?;
+            if topics.is_empty() || topics.len() > OFFSETS_PER_COMMIT_MAX {
+                return Err(invalid("a member subscribes to at least one topic"));
+            }
+            topics.iter().try_for_each(|t| check_name("topic", t))?;
+            if !SESSION_TIMEOUT_MS_RANGE.contains(session_timeout_ms) {
+                return Err(invalid(format!(
+                    "session_timeout_ms must be within {SESSION_TIMEOUT_MS_RANGE:?}"
+                )));
+            }
+        }
+        Intent::Heartbeat { group, member_id } | Intent::LeaveGroup { group, member_id } => {
+            check_name("group", group)?;
+            check_id("member id", member_id)?;
+        }
+        Intent::CommitOffsets {
+            group,
+            member_id,
+            offsets,
+            ..
+        } => {
+            check_id("member id", member_id)?;
+            check_offsets(group, offsets)?;
+        }
+        Intent::ResetOffsets { group, offsets } => check_offsets(group, offsets)?,
+        Intent::ConfigureQueue { group, config } => {
+            check_name("group", group)?;
+            config.validate().map_err(invalid)?;
+            config
+                .topics
+                .iter()
+                .try_for_each(|t| check_name("topic", t))?;
+        }
+        Intent::Receive {
+            group,
+            max_messages,
+            visibility_ms,
+        } => {
+            check_name("group", group)?;
+            if !(1..=RECEIVE_MESSAGES_MAX).contains(max_messages) {
+                return Err(invalid(format!(
+                    "max_messages must be 1..={RECEIVE_MESSAGES_MAX}"
+                )));
+            }
+            check_ms("visibility_ms", *visibility_ms, 1)?;
+        }
+        Intent::Ack { group, receipts } => check_receipts(group, receipts.len())?,
+        Intent::Nack {
+            group,
+            receipts,
+            delay_ms,
+        } => {
+            check_receipts(group, receipts.len())?;
+            check_ms("delay_ms", *delay_ms, 0)?;
+        }
+        Intent::Extend {
+            group,
+            receipts,
+            visibility_ms,
+        } => {
+            check_receipts(group, receipts.len())?;
+            check_ms("visibility_ms", *visibility_ms, 1)?;
+        }
+        Intent::DeadLetter { group, append, .. } => {
+            check_name("group", group)?;
+            let dlq = dlq_topic(group);
+            if append.producer.is_some() || append.chunks.iter().any(|c| c.topic != dlq) {
+                return Err(invalid(format!("a dead letter goes to {dlq:?} only")));
+            }
+        }
+        Intent::Append(a) => {
+            if let Some(p) = a.producer.filter(|p| p.sequence > PRODUCER_SEQUENCE_MAX) {
+                return Err(invalid(format!(
+                    "producer sequence {} is too large",
+                    p.sequence
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A trim may only advance the log start as far as retention allows.
+fn check_trim(state: &State, topic: &str, partition: u32, start: u64, clock_ms: u64) -> Result<()> {
+    let t = state.topic(topic)?;
+    let p = state.partition(topic, partition)?;
+    let allowed = retention_start(t, p, clock_ms);
+    if start > allowed.max(p.log_start_offset) {
+        return Err(invalid(format!(
+            "trim of {topic}/{partition} to {start} is past what retention allows ({allowed})"
+        )));
+    }
+    Ok(())
+}
+
+/// The bytes of every chunk, checked and decoded like ingest's own.
+async fn check_appends(
+    appends: &[(&Append, bool)],
+    blob: &Bytes,
+    cfg: &IngestConfig,
+    store: &SharedStore,
+    cache: &ChunkCache,
+) -> Result<()> {
+    let chunks: Vec<(&ChunkIntent, bool)> = appends
+        .iter()
+        .flat_map(|(a, dlq)| a.chunks.iter().map(move |c| (c, *dlq)))
+        .collect();
+    let segments = read_segment_ranges(&chunks, cfg, store).await?;
+    let mut total = 0usize;
+    for (c, dlq) in chunks {
+        let (key, bytes) = match &c.location {
+            Location::Inline { start, len } => {
+                let (s, l) = (*start as usize, *len as usize);
+                ("inline chunk".to_string(), blob.slice(s..s + l))
+            }
+            Location::Segment { key, start, len } => {
+                let (base, data) = &segments[&**key];
+                let from = (start - base) as usize;
+                (key.to_string(), data.slice(from..from + *len as usize))
+            }
+        };
+        let records = decode_chunk(&key, bytes.clone(), c.crc32c, c.record_count)
+            .map_err(|e| invalid(e.to_string()))?;
+        total += check_chunk_records(c, &records, cfg, dlq)?;
+        if total > cfg.batch_bytes_max {
+            return Err(invalid("its records are over batch_bytes_max"));
+        }
+        if let Location::Segment { key, start, .. } = &c.location {
+            cache.insert(key, *start, bytes);
+        }
+    }
+    Ok(())
+}
+
+/// Each record as ingest would have accepted it; the chunk's metadata as
+/// ingest would have written it. Returns the records' bytes.
+fn check_chunk_records(
+    c: &ChunkIntent,
+    records: &[Record],
+    cfg: &IngestConfig,
+    dlq: bool,
+) -> Result<usize> {
+    let mut bytes = 0;
+    let mut max_ts = i64::MIN;
+    for r in records {
+        let checked = if dlq {
+            check_dead_letter(cfg, r)
+        } else {
+            check_record(cfg, r)
+        };
+        bytes += checked.map_err(|e| invalid(format!("{}/{}: {e}", c.topic, c.partition)))?;
+        max_ts = max_ts.max(r.timestamp_ms);
+    }
+    if max_ts != c.max_timestamp_ms {
+        return Err(invalid(format!(
+            "a chunk of {}/{} claims max timestamp {}, its records say {max_ts}",
+            c.topic, c.partition, c.max_timestamp_ms
+        )));
+    }
+    Ok(bytes)
+}
+
+/// A dead-letter copy: a produced record plus the `skiff-dlq-*` headers.
+fn check_dead_letter(cfg: &IngestConfig, r: &Record) -> Result<usize> {
+    let mut base = r.clone();
+    base.headers.retain(|(k, _)| !k.starts_with("skiff-dlq-"));
+    if r.headers.len() - base.headers.len() > DLQ_HEADERS_EXTRA
+        || r.approx_bytes() - base.approx_bytes() > DLQ_BYTES_EXTRA
+    {
+        return Err(invalid("a dead letter carries too many skiff-dlq headers"));
+    }
+    check_record(cfg, &base)
+}
+
+/// One ranged GET per referenced segment, covering its chunks: `key →
+/// (first byte, bytes)`. The key must name a segment, and the object must
+/// hold every range.
+async fn read_segment_ranges(
+    chunks: &[(&ChunkIntent, bool)],
+    cfg: &IngestConfig,
+    store: &SharedStore,
+) -> Result<BTreeMap<String, (u64, Bytes)>> {
+    let mut spans: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (c, _) in chunks {
+        if let Location::Segment { key, start, len } = &c.location {
+            if !is_segment_key(key) {
+                return Err(invalid(format!("{key:?} is not a segment key")));
+            }
+            let end = start
+                .checked_add(u64::from(*len))
+                .ok_or_else(|| invalid("chunk range overflows"))?;
+            let span = spans.entry(key.to_string()).or_insert((*start, end));
+            *span = (span.0.min(*start), span.1.max(end));
+        }
+    }
+    let reads = spans.into_iter().map(|(key, (from, to))| async move {
+        if to - from > cfg.batch_bytes_max as u64 + (1 << 20) {
+            return Err(invalid(format!("chunks of {key} span more than a flush")));
+        }
+        let data = store.get_range(&key, from..to).await.map_err(|e| {
+            if e.is_not_found() {
+                invalid(format!("segment {key} does not exist"))
+            } else {
+                Error::Store(e)
+            }
+        })?;
+        if (data.len() as u64) < to - from {
+            return Err(invalid(format!("segment {key} ends before its chunks")));
+        }
+        Ok((key, (from, data)))
+    });
+    futures::future::try_join_all(reads)
+        .await
+        .map(|v| v.into_iter().collect())
+}
+
+/// `segments/<ULID>.seg`, as `new_segment_key` makes them.
+fn is_segment_key(key: &str) -> bool {
+    key.strip_prefix("segments/")
+        .and_then(|k| k.strip_suffix(".seg"))
+        .is_some_and(|id| ulid::Ulid::from_string(id).is_ok())
+}

@@ -1,0 +1,311 @@
+//! Hostile input on the paths into the log (issue: the log accepts only
+//! what ingest could have produced). Well-formed but crafted entries posted
+//! to the leader's `POST /internal/v1/commit` are refused and leave the log
+//! head, the records and the clock as they were; and a chunk that cannot
+//! be read (its segment is gone) fails only its own offsets, while the rest
+//! of the partition and queue receives keep working.
+
+mod common;
+
+use bytes::Bytes;
+use common::http::call;
+use common::*;
+use serde_json::json;
+use skiff::agent::RunningAgent;
+use skiff::groups::QueueConfig;
+use skiff::log::{Append, ChunkIntent, EncodedEntry, Intent, Location, LogEntry, TopicConfig};
+use skiff::segment::{encode_chunk, Compression, Record};
+use skiff::settings::Settings;
+
+async fn leader() -> (RunningAgent, Option<tempfile::TempDir>, String) {
+    let (store, guard) = new_store("memory");
+    let settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        linger_ms: 2,
+        tail_interval_ms: 20,
+        leader_lease_ms: 600,
+        ..Settings::default()
+    };
+    let agent = RunningAgent::start_on(store, &settings).await.unwrap();
+    until("the only agent leads", 20, async || {
+        agent.leader.as_ref().is_some_and(|l| l.is_leading())
+    })
+    .await;
+    let url = format!("http://{}", agent.addr);
+    (agent, guard, url)
+}
+
+fn record(value: &str, ts: i64) -> Record {
+    Record {
+        value: Some(Bytes::from(value.to_string())),
+        timestamp_ms: ts,
+        ..Default::default()
+    }
+}
+
+/// An Append of `records` as one inline chunk of `topic`/0.
+fn inline_append(topic: &str, topic_id: u64, records: &[Record]) -> (Intent, Bytes) {
+    let (bytes, meta) = encode_chunk(records, Compression::None).unwrap();
+    let chunk = ChunkIntent {
+        topic: topic.into(),
+        topic_id,
+        partition: 0,
+        location: Location::Inline {
+            start: 0,
+            len: bytes.len() as u32,
+        },
+        record_count: meta.record_count,
+        max_timestamp_ms: meta.max_timestamp_ms,
+        crc32c: meta.crc32c,
+    };
+    let append = Append {
+        producer: None,
+        chunks: vec![chunk],
+    };
+    (Intent::Append(append), bytes)
+}
+
+fn entry(time_ms: u64, intents: Vec<Intent>, blob: Bytes) -> Bytes {
+    let e = LogEntry {
+        commit_id: rand::random(),
+        agent_id: "mallory".into(),
+        time_ms,
+        intents,
+    };
+    EncodedEntry::encode(e, blob).unwrap().bytes
+}
+
+async fn post_entry(url: &str, body: Bytes) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/internal/v1/commit"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let v = resp.json().await.unwrap_or(serde_json::Value::Null);
+    (status, v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crafted_forwarded_entries_are_refused_and_change_nothing() {
+    let (agent, _g, url) = leader().await;
+    let node = agent.node.clone();
+    node.create_topic("t", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let id = node.log().state().topic("t").unwrap().id;
+    let (s, body, _) = call(
+        "POST",
+        &format!("{url}/v1/topics/t/records"),
+        Some(json!({"records": [{"value": "acked-0"}, {"value": "acked-1"}]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let now = node.now_ms();
+
+    // Each crafted entry with what the refusal must mention.
+    let mut cases: Vec<(&str, Bytes, &str)> = Vec::new();
+    let (missing_segment, _) = inline_append("t", id, &[record("x", now as i64)]);
+    let Intent::Append(mut a) = missing_segment else {
+        unreachable!()
+    };
+    a.chunks[0].location = Location::Segment {
+        key: "segments/01JD0000000000000000000000.seg".into(),
+        start: 0,
+        len: a.chunks[0].record_count,
+    };
+    cases.push((
+        "missing segment",
+        entry(now, vec![Intent::Append(a)], Bytes::new()),
+        "does not exist",
+    ));
+    let (inflated, blob) = inline_append("t", id, &[record("x", now as i64)]);
+    let Intent::Append(mut a) = inflated else {
+        unreachable!()
+    };
+    a.chunks[0].record_count = 1_000_000;
+    cases.push((
+        "claimed count",
+        entry(now, vec![Intent::Append(a)], blob),
+        "records",
+    ));
+    let (big, blob) = inline_append("t", id, &[record(&"x".repeat(5 << 20), now as i64)]);
+    cases.push((
+        "5 MiB record",
+        entry(now, vec![big], blob),
+        "record_bytes_max",
+    ));
+    let (bad_ts, blob) = inline_append("t", id, &[record("x", now as i64)]);
+    let Intent::Append(mut a) = bad_ts else {
+        unreachable!()
+    };
+    a.chunks[0].max_timestamp_ms = i64::MAX;
+    cases.push((
+        "max timestamp",
+        entry(now, vec![Intent::Append(a)], blob),
+        "max timestamp",
+    ));
+    let trim = Intent::Trim {
+        topic: "t".into(),
+        partition: 0,
+        log_start_offset: 2,
+    };
+    cases.push(("trim", entry(now, vec![trim], Bytes::new()), "retention"));
+    let year_2500 = 16_725_225_600_000;
+    cases.push((
+        "tick from 2500",
+        entry(year_2500, vec![Intent::Tick], Bytes::new()),
+        "ahead",
+    ));
+    let receive = Intent::Receive {
+        group: "q".into(),
+        max_messages: 2_000_000,
+        visibility_ms: 1000,
+    };
+    cases.push((
+        "huge receive",
+        entry(now, vec![receive], Bytes::new()),
+        "max_messages",
+    ));
+    let queue = Intent::ConfigureQueue {
+        group: "q".into(),
+        config: QueueConfig {
+            topics: vec!["t".into()],
+            max_deliveries: 3,
+            visibility_ms: 1000,
+            in_flight_max: 1 << 62,
+        },
+    };
+    cases.push((
+        "in_flight_max",
+        entry(now, vec![queue], Bytes::new()),
+        "in_flight_max",
+    ));
+    for name in ["", "../../x", "a/b"] {
+        let create = Intent::CreateTopic {
+            name: name.into(),
+            partitions: 1,
+            config: TopicConfig::default(),
+        };
+        cases.push(("topic name", entry(now, vec![create], Bytes::new()), "name"));
+    }
+
+    let head = node.log().head();
+    let clock = node.log().state().clock_ms;
+    for (what, body, says) in cases {
+        let (status, answer) = post_entry(&url, body).await;
+        assert!((400..500).contains(&status), "{what}: {status} {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{what}: {answer}");
+        assert_eq!(node.log().head(), head, "{what} reached the log");
+    }
+    assert_eq!(node.log().state().clock_ms, clock);
+    let (s, body, _) = call(
+        "GET",
+        &format!("{url}/v1/topics/t/partitions/0/records?offset=0"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["records"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(body["high_watermark"], 2);
+
+    // What an honest follower sends is still taken.
+    let (ok, blob) = inline_append("t", id, &[record("honest", now as i64)]);
+    let (status, answer) = post_entry(&url, entry(now, vec![ok], blob)).await;
+    assert_eq!(status, 200, "{answer}");
+    until("the honest append is applied", 10, async || {
+        node.log().state().partition("t", 0).unwrap().high_watermark == 3
+    })
+    .await;
+    agent.stop(5_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_chunk_fails_only_its_own_offsets() {
+    let (store, _g) = new_store("memory");
+    let node = node(&store).await;
+    node.create_topic("t", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let id = node.log().state().topic("t").unwrap().id;
+    let produce = |v: &'static str| {
+        let node = node.clone();
+        async move {
+            node.produce(skiff::ingest::ProduceRequest {
+                records: vec![skiff::ingest::ProduceRecord {
+                    topic: "t".into(),
+                    partition: 0,
+                    record: record(v, 1),
+                }],
+                producer: None,
+            })
+            .await
+            .unwrap()
+        }
+    };
+    produce("before").await;
+    // A chunk whose segment is gone (damage that bypassed every check).
+    let (bad, _) = inline_append("t", id, &[record("lost", 1)]);
+    let Intent::Append(mut a) = bad else {
+        unreachable!()
+    };
+    let missing = "segments/01JD0000000000000000000001.seg";
+    a.chunks[0].location = Location::Segment {
+        key: missing.into(),
+        start: 0,
+        len: 64,
+    };
+    node.commit_intents(vec![Intent::Append(a)], Bytes::new())
+        .await
+        .unwrap();
+    produce("after").await;
+
+    let read = |offset: u64| {
+        let node = node.clone();
+        async move {
+            node.fetch(&skiff::fetch::FetchRequest {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+                max_records: 10,
+                max_bytes: 1 << 20,
+                wait_ms: 0,
+            })
+            .await
+        }
+    };
+    let first = read(0).await.unwrap();
+    assert_eq!(first.records.len(), 1, "the records before the bad chunk");
+    assert_eq!(first.next_offset, 1);
+    let err = read(1).await.unwrap_err();
+    assert!(err.to_string().contains(missing), "{err}");
+    assert_eq!(
+        read(2).await.unwrap().records.len(),
+        1,
+        "past the bad chunk"
+    );
+
+    // A queue group over the partition delivers both readable messages.
+    let config = QueueConfig {
+        topics: vec!["t".into()],
+        max_deliveries: 2,
+        visibility_ms: 60_000,
+        in_flight_max: 100,
+    };
+    skiff::groups::service::configure_queue(&node, "q", config)
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    until("both readable messages are received", 20, async || {
+        let msgs =
+            skiff::groups::service::receive(&node, "q", 10, 60_000, 100, std::future::pending())
+                .await
+                .unwrap();
+        got.extend(msgs.into_iter().map(|m| m.offset));
+        got.contains(&0) && got.contains(&2)
+    })
+    .await;
+    assert!(!got.contains(&1));
+}
