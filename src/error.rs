@@ -119,3 +119,15 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_of_the_agent_are_internal_and_limits_too_large() {
+        assert_eq!(Error::Internal("x".into()).kind(), ErrorKind::Internal);
+        assert_eq!(Error::OverLimit("x".into()).kind(), ErrorKind::TooLarge);
+        assert_eq!(Error::Invalid("x".into()).kind(), ErrorKind::Invalid);
+    }
+}

@@ -687,3 +687,79 @@ async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
     }
     intents::answer(submitted, &mut outcomes);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::ingest::ProduceRecord;
+    use crate::log::{LogConfig, TopicConfig};
+
+    /// A batch whose encoding panics (timestamps so far apart that the
+    /// codec's delta overflows; `validate` refuses such records, so this
+    /// bypasses it) must still answer its request and give its bytes back
+    /// to the backpressure budget.
+    #[tokio::test]
+    async fn an_encoder_panic_answers_and_returns_the_budget() {
+        let store: SharedStore = Arc::new(crate::store::open("memory://").unwrap());
+        let clock = SystemClock::shared();
+        let log = CommitLog::open(store.clone(), clock.clone(), LogConfig::default())
+            .await
+            .unwrap();
+        let create = Intent::CreateTopic {
+            name: "t".into(),
+            partitions: 1,
+            config: TopicConfig::default(),
+        };
+        let entry = LogEntry {
+            commit_id: 1,
+            agent_id: "a".into(),
+            time_ms: clock.wall_ms(),
+            intents: vec![create],
+        };
+        log.commit(&EncodedEntry::encode(entry, Bytes::new()).unwrap())
+            .await
+            .unwrap();
+        let cache = Arc::new(ChunkCache::new(1 << 20));
+        let ingester = Ingester::start(
+            log,
+            store,
+            cache,
+            clock,
+            "a".into(),
+            IngestConfig::default(),
+        );
+        let record = |ts| ProduceRecord {
+            topic: "t".into(),
+            partition: 0,
+            record: Record {
+                timestamp_ms: ts,
+                ..Record::default()
+            },
+        };
+        let request = ProduceRequest {
+            records: vec![record(i64::MIN), record(i64::MAX)],
+            producer: None,
+        };
+        let s = &ingester.shared;
+        let bytes = 40;
+        s.bytes_unanswered.fetch_add(bytes, Ordering::SeqCst);
+        let (reply, rx) = oneshot::channel();
+        {
+            let mut b = s.batch.lock();
+            b.opened_at = Some(tokio::time::Instant::now());
+            b.bytes += bytes;
+            b.pending.push(Pending {
+                request,
+                topic_ids: [("t".to_string(), 1)].into(),
+                reply,
+            });
+        }
+        s.wake.notify_one();
+        let answer = tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .expect("the request is answered");
+        assert!(matches!(answer, Ok(Err(_))), "{answer:?}");
+        assert_eq!(ingester.bytes_unanswered(), 0, "the budget is returned");
+    }
+}
