@@ -152,7 +152,7 @@ async fn three_agents_producing_concurrently_keep_offsets_dense_and_order() {
         for a in &agents {
             a.log().catch_up().await.unwrap();
         }
-        let requests = if kind == "s3" { 15 } else { 40 };
+        let requests = if is_s3(kind) { 15 } else { 40 };
         let acked: Acked = Default::default();
         let sent: SendOrder = Default::default();
         let mut tasks = Vec::new();

@@ -294,7 +294,7 @@ async fn a_restart_hundreds_of_entries_behind_replays_them_in_order() {
         n.create_topic("t", 3, TopicConfig::default())
             .await
             .unwrap();
-        let count = if kind == "s3" { 60 } else { 300 };
+        let count = if is_s3(kind) { 60 } else { 300 };
         for i in 0..count {
             n.produce(request("t", i % 3, &[format!("v{i}")]))
                 .await

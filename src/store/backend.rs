@@ -1,8 +1,9 @@
 //! The adapter from `object_store` to [`Store`], and opening a store from a
 //! URL: a plain path or `file://` (durable: fsync on every write), `memory://`
 //! and `s3://bucket/prefix` (AWS environment and credentials, including
-//! `AWS_ENDPOINT_URL` for LocalStack and MinIO). It must not retry or add
-//! policy: wrappers do that.
+//! `AWS_ENDPOINT_URL` for LocalStack and MinIO; or an explicit endpoint and
+//! keys with [`open_s3_with_endpoint`]). It must not retry or add policy:
+//! wrappers do that.
 
 use super::{ObjectInfo, PutMode, Store, StoreError, StoreErrorKind, StoreResult};
 use async_trait::async_trait;
@@ -44,11 +45,32 @@ impl ObjectStoreBackend {
     }
 }
 
+/// The kind of the first I/O error in `e`'s chain of sources.
+fn io_kind(e: &object_store::Error) -> Option<std::io::ErrorKind> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = s.source();
+    }
+    None
+}
+
 fn map_err(op: &'static str, key: &str, e: object_store::Error) -> StoreError {
     use object_store::Error as E;
     let kind = match &e {
         E::NotFound { .. } => StoreErrorKind::NotFound,
         E::AlreadyExists { .. } | E::Precondition { .. } => StoreErrorKind::AlreadyExists,
+        // A local directory store reads "a/b" where "a" is a file as
+        // ENOTDIR; S3 says there is no such key. Not retried either way.
+        E::Generic { .. } if io_kind(&e) == Some(std::io::ErrorKind::NotADirectory) => {
+            if op == "put" {
+                StoreErrorKind::Other
+            } else {
+                StoreErrorKind::NotFound
+            }
+        }
         E::Generic { .. } => {
             // object_store reports HTTP and I/O failures (after its own
             // retries) as Generic; treat them as transient so the retry
@@ -87,10 +109,33 @@ impl Store for ObjectStoreBackend {
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> StoreResult<Bytes> {
-        self.inner
-            .get_range(&self.path(key), range)
-            .await
-            .map_err(|e| map_err("get_range", key, e))
+        if range.start >= range.end {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                "get_range",
+                key,
+                format!("empty range {range:?}"),
+            ));
+        }
+        let path = self.path(key);
+        match self.inner.get_range(&path, range.clone()).await {
+            Ok(b) => Ok(b),
+            // Backends report a range starting past the end (S3's 416, the
+            // local and memory stores' InvalidRange) as Generic, which would
+            // read as transient and be retried. Ask for the size to tell a
+            // caller's bad range (not retried) from a real failure.
+            Err(e @ object_store::Error::Generic { .. }) => match self.inner.head(&path).await {
+                Ok(meta) if range.start >= meta.size => Err(StoreError::new(
+                    StoreErrorKind::Other,
+                    "get_range",
+                    key,
+                    format!("range {range:?} starts past the end ({} bytes)", meta.size),
+                )),
+                Err(h @ object_store::Error::NotFound { .. }) => Err(map_err("get_range", key, h)),
+                _ => Err(map_err("get_range", key, e)),
+            },
+            Err(e) => Err(map_err("get_range", key, e)),
+        }
     }
 
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
@@ -141,24 +186,8 @@ pub fn open(url: &str) -> Result<ObjectStoreBackend, StoreError> {
         let mem = object_store::memory::InMemory::new();
         return Ok(ObjectStoreBackend::new(Arc::new(mem), "", url));
     }
-    if let Some(rest) = url.strip_prefix("s3://") {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(bad("an s3 URL needs a bucket: s3://bucket/prefix".into()));
-        }
-        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-        // from_env reads AWS_ENDPOINT_URL; also honour the S3-specific name.
-        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL_S3") {
-            builder = builder.with_endpoint(endpoint);
-        }
-        if super::aws_chain::profile_configured() {
-            // Profiles (and SSO, credential_process) come from the SDK's chain.
-            builder = builder.with_credentials(Arc::new(super::aws_chain::AwsChain::default()));
-        }
-        let s3 = builder
-            .build()
-            .map_err(|e| bad(format!("cannot configure S3: {e}")))?;
-        return Ok(ObjectStoreBackend::new(Arc::new(s3), prefix, url));
+    if url.starts_with("s3://") {
+        return open_s3(url);
     }
     let dir = match url.strip_prefix("file://") {
         Some(p) => p.to_string(),
@@ -174,4 +203,64 @@ pub fn open(url: &str) -> Result<ObjectStoreBackend, StoreError> {
         .map_err(|e| bad(format!("cannot open {dir}: {e}")))?
         .with_fsync(true);
     Ok(ObjectStoreBackend::new(Arc::new(fs), "", url))
+}
+
+/// Open `s3://bucket[/prefix]` on an S3 server named explicitly (such as a
+/// local SeaweedFS at `http://127.0.0.1:8333`) with these keys: nothing comes
+/// from the environment, so one process can talk to this server and to the
+/// one `AWS_ENDPOINT_URL` names. Path-style requests, region `us-east-1`; an
+/// `http://` endpoint is allowed.
+pub fn open_s3_with_endpoint(
+    url: &str,
+    endpoint: &str,
+    access_key_id: &str,
+    secret_access_key: &str,
+) -> Result<ObjectStoreBackend, StoreError> {
+    let (bucket, prefix) = s3_bucket_and_prefix(url)?;
+    let s3 = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_endpoint(endpoint)
+        .with_allow_http(endpoint.starts_with("http://"))
+        .with_region("us-east-1")
+        .with_access_key_id(access_key_id)
+        .with_secret_access_key(secret_access_key)
+        .build()
+        .map_err(|e| open_error(url, format!("cannot configure S3 at {endpoint}: {e}")))?;
+    Ok(ObjectStoreBackend::new(Arc::new(s3), prefix, url))
+}
+
+fn open_error(url: &str, msg: String) -> StoreError {
+    StoreError::new(StoreErrorKind::Other, "open", url, msg)
+}
+
+fn s3_bucket_and_prefix(url: &str) -> Result<(&str, &str), StoreError> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| open_error(url, "not an s3 URL: use s3://bucket/prefix".into()))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(open_error(
+            url,
+            "an s3 URL needs a bucket: s3://bucket/prefix".into(),
+        ));
+    }
+    Ok((bucket, prefix))
+}
+
+/// `s3://` with the AWS environment and credentials.
+fn open_s3(url: &str) -> Result<ObjectStoreBackend, StoreError> {
+    let (bucket, prefix) = s3_bucket_and_prefix(url)?;
+    let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+    // from_env reads AWS_ENDPOINT_URL; also honour the S3-specific name.
+    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL_S3") {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if super::aws_chain::profile_configured() {
+        // Profiles (and SSO, credential_process) come from the SDK's chain.
+        builder = builder.with_credentials(Arc::new(super::aws_chain::AwsChain::default()));
+    }
+    let s3 = builder
+        .build()
+        .map_err(|e| open_error(url, format!("cannot configure S3: {e}")))?;
+    Ok(ObjectStoreBackend::new(Arc::new(s3), prefix, url))
 }

@@ -11,7 +11,7 @@ mod instrumented;
 mod latency;
 mod retry;
 
-pub use backend::{open, ObjectStoreBackend};
+pub use backend::{open, open_s3_with_endpoint, ObjectStoreBackend};
 pub use fault::{Fault, FaultRule, FaultStore, Gate, Op};
 pub use instrumented::{InstrumentedStore, StoreStats, StoreStatsSnapshot};
 pub use latency::{LatencyProfile, LatencyStore, OpLatency};
@@ -85,14 +85,33 @@ impl StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Skiff's view of an object store. Keys are relative to the store's root.
+///
+/// Every backend and wrapper keeps the same contract, checked for each of
+/// them by `tests/store_contract.rs` (memory, local directory, LocalStack,
+/// SeaweedFS, and each wrapper over memory). Errors name the operation and
+/// the key; their [`StoreErrorKind`] is what callers act on.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Store `body` at `key`. [`PutMode::Overwrite`] replaces any object
+    /// there (or creates it). [`PutMode::Create`] succeeds only if no object
+    /// exists: otherwise it fails with `AlreadyExists` and the existing
+    /// object is unchanged; of concurrent creators of one key exactly one
+    /// succeeds. A `Timeout` means the write may or may not have landed
+    /// (resolve creates with [`create_resolving`]).
     async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> StoreResult<()>;
+    /// The whole object; `NotFound` if there is none.
     async fn get(&self, key: &str) -> StoreResult<Bytes>;
+    /// Bytes `range.start..range.end` of the object; `NotFound` if there is
+    /// none. A range that runs past the end is cut at the end (fewer bytes
+    /// than asked; callers must check the length). A range that starts at or
+    /// after the end, or is empty, fails with `Other` (a caller's mistake,
+    /// never retried).
     async fn get_range(&self, key: &str, range: Range<u64>) -> StoreResult<Bytes>;
-    /// Every object whose key starts with `prefix`, sorted by key.
+    /// Every object whose key starts with `prefix` (a plain string prefix,
+    /// not only whole path segments; `""` lists everything), sorted by key,
+    /// with its size. An empty result is not an error.
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>>;
-    /// Deleting a missing object is not an error.
+    /// Remove the object. Deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> StoreResult<()>;
 }
 

@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: stores by kind (memory, local
-//! directory, LocalStack S3), nodes with test-friendly settings, produce and
+//! directory, LocalStack S3, SeaweedFS S3), nodes with test-friendly settings, produce and
 //! read-back helpers, and the history checker.
 #![allow(dead_code)]
 
@@ -12,7 +12,7 @@ use skiff::fetch::FetchRequest;
 use skiff::ingest::{ProduceRecord, ProduceRequest};
 use skiff::node::{Node, NodeConfig};
 use skiff::segment::Record;
-use skiff::store::{open, SharedStore};
+use skiff::store::{open, open_s3_with_endpoint, SharedStore};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -28,15 +28,49 @@ pub async fn until(what: &str, secs: u64, mut cond: impl AsyncFnMut() -> bool) {
 
 /// The stores every scenario runs on. S3 joins when `SKIFF_TEST_S3_URL` is
 /// set (the LocalStack runner sets it; `SKIFF_REQUIRE_S3=1` makes its
-/// absence an error so CI cannot silently skip it).
+/// absence an error so CI cannot silently skip it), and SeaweedFS when
+/// `SKIFF_TEST_SEAWEEDFS_URL` is (its runner sets it; `SKIFF_REQUIRE_SEAWEEDFS=1`
+/// likewise).
 pub fn store_kinds() -> Vec<&'static str> {
     let mut kinds = vec!["memory", "dir"];
-    if std::env::var("SKIFF_TEST_S3_URL").is_ok() {
+    if s3_available("s3") {
         kinds.push("s3");
-    } else if std::env::var("SKIFF_REQUIRE_S3").is_ok_and(|v| v == "1") {
-        panic!("SKIFF_REQUIRE_S3=1 but SKIFF_TEST_S3_URL is not set: run through localstack/with-localstack.sh");
+    }
+    if s3_available("seaweedfs") {
+        kinds.push("seaweedfs");
     }
     kinds
+}
+
+/// Whether the S3 server of `kind` (`s3` or `seaweedfs`) was provided; panics
+/// if it was not but its `SKIFF_REQUIRE_*` variable is `1`.
+pub fn s3_available(kind: &str) -> bool {
+    let (url_var, require_var, runner) = match kind {
+        "s3" => (
+            "SKIFF_TEST_S3_URL",
+            "SKIFF_REQUIRE_S3",
+            "localstack/with-localstack.sh",
+        ),
+        "seaweedfs" => (
+            "SKIFF_TEST_SEAWEEDFS_URL",
+            "SKIFF_REQUIRE_SEAWEEDFS",
+            "seaweedfs/with-seaweedfs.sh",
+        ),
+        other => panic!("not an S3 store kind: {other}"),
+    };
+    if std::env::var(url_var).is_ok() {
+        return true;
+    }
+    if std::env::var(require_var).is_ok_and(|v| v == "1") {
+        panic!("{require_var}=1 but {url_var} is not set: run through {runner}");
+    }
+    false
+}
+
+/// Whether `kind` is a real S3 server (slower round trips: scenarios
+/// shrink their workloads there).
+pub fn is_s3(kind: &str) -> bool {
+    matches!(kind, "s3" | "seaweedfs")
 }
 
 /// A fresh, empty store of `kind`. The returned guard keeps a temp dir alive.
@@ -54,6 +88,22 @@ pub fn new_store(kind: &str) -> (SharedStore, Option<tempfile::TempDir>) {
             let base = std::env::var("SKIFF_TEST_S3_URL").unwrap();
             let url = format!("{}/{}", base.trim_end_matches('/'), ulid::Ulid::new());
             (Arc::new(open(&url).unwrap()), None)
+        }
+        "seaweedfs" => {
+            let base = std::env::var("SKIFF_TEST_SEAWEEDFS_URL").unwrap();
+            let var = |name: &str| {
+                std::env::var(name).unwrap_or_else(|_| {
+                    panic!("{name} is not set (seaweedfs/with-seaweedfs.sh sets it)")
+                })
+            };
+            let url = format!("{}/{}", base.trim_end_matches('/'), ulid::Ulid::new());
+            let store = open_s3_with_endpoint(
+                &url,
+                &var("SKIFF_TEST_SEAWEEDFS_ENDPOINT"),
+                &var("SKIFF_TEST_SEAWEEDFS_ACCESS_KEY_ID"),
+                &var("SKIFF_TEST_SEAWEEDFS_SECRET_ACCESS_KEY"),
+            );
+            (Arc::new(store.unwrap()), None)
         }
         other => panic!("unknown store kind {other}"),
     }
