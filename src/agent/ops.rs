@@ -44,16 +44,16 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
     if *s.shutdown.borrow() {
         return not_ready("shutting down".into());
     }
-    let fresh = s.node.log().config().view_ttl_ms.max(1_000);
-    match s.node.log().view_age_ms() {
-        Some(age) if age <= fresh => {}
-        age => return not_ready(format!("the view of the log is stale (age {age:?} ms)")),
-    }
     if let Some(f) = s.node.store_stats().puts_failing() {
         return not_ready(format!(
             "the store refuses writes: the last PUT failed {} ms ago and none succeeded since ({})",
             f.since_ms, f.last_error
         ));
+    }
+    let fresh = s.node.log().config().view_ttl_ms.max(1_000);
+    match s.node.log().view_age_ms() {
+        Some(age) if age <= fresh => {}
+        age => return not_ready(format!("the view of the log is stale (age {age:?} ms)")),
     }
     "ready\n".into_response()
 }
