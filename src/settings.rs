@@ -70,6 +70,21 @@ pub struct Settings {
     /// The URL other agents reach this one at (default: the listen
     /// address, unless that is a wildcard).
     pub advertise_url: String,
+    /// Open HTTP connections at most (WebSocket subscriptions included);
+    /// past it a new connection gets a 503 and is closed. Capped at start
+    /// so that some hundreds of file descriptors stay free for the store.
+    pub connections_max: usize,
+    /// Longest time a client may take to send a request's head (from the
+    /// connection's start, or from the first byte of a later request),
+    /// in ms; then the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// A connection with no request in flight and no bytes moving for this
+    /// long (ms) is closed.
+    pub idle_timeout_ms: u64,
+    /// Longest time a request may take (ms; WebSocket subscriptions
+    /// excepted); then the client gets a 503 with `Retry-After`. Must be
+    /// over `fetch_wait_ms_max`.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -99,6 +114,10 @@ impl Default for Settings {
             soft_leader: true,
             leader_lease_ms: 6_000,
             advertise_url: String::new(),
+            connections_max: 1_024,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            request_timeout_ms: 40_000,
         }
     }
 }
@@ -126,6 +145,25 @@ impl Settings {
         }
         if self.tail_interval_ms == 0 {
             return Err("tail_interval_ms must be at least 1".into());
+        }
+        self.validate_http()
+    }
+
+    /// The listener's limits: all positive, and no long poll outlasting
+    /// the request deadline.
+    fn validate_http(&self) -> Result<(), String> {
+        if self.connections_max == 0 {
+            return Err("connections_max must be at least 1".into());
+        }
+        if self.header_read_timeout_ms == 0 || self.idle_timeout_ms == 0 {
+            return Err("header_read_timeout_ms and idle_timeout_ms must be at least 1".into());
+        }
+        if self.request_timeout_ms <= self.fetch_wait_ms_max {
+            return Err(format!(
+                "request_timeout_ms ({}) must be over fetch_wait_ms_max ({}): \
+                 a long poll must end before its request's deadline",
+                self.request_timeout_ms, self.fetch_wait_ms_max
+            ));
         }
         Ok(())
     }
@@ -192,5 +230,20 @@ mod tests {
             ..Settings::default()
         };
         assert!(s.validate().unwrap_err().contains("gc_grace_ms"));
+    }
+
+    #[test]
+    fn a_request_deadline_within_the_long_poll_is_refused() {
+        let s = Settings {
+            request_timeout_ms: 30_000,
+            fetch_wait_ms_max: 30_000,
+            ..Settings::default()
+        };
+        assert!(s.validate().unwrap_err().contains("request_timeout_ms"));
+        let s = Settings {
+            connections_max: 0,
+            ..Settings::default()
+        };
+        assert!(s.validate().unwrap_err().contains("connections_max"));
     }
 }

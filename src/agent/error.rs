@@ -1,13 +1,37 @@
 //! The one mapping from library errors to HTTP: status, a stable error code,
 //! the message, and `Retry-After` on backpressure or unavailability. Every
-//! error body is `{"error":{"code","message"}}`. It must not contain queue
-//! logic.
+//! error body is `{"error":{"code","message"}}` ([`ErrorBody`], the one
+//! error schema of the OpenAPI document). It must not contain queue logic.
 
 use crate::error::{Error, ErrorKind};
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+
+/// Every error answer of the API (4xx and 5xx).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable code, a message for people, and for offsets
+/// out of range the range that is valid.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `invalid_request`, `unknown_topic`, ...
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_range: Option<ValidRange>,
+}
+
+/// The offsets a partition holds: `[log_start_offset, high_watermark]`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ValidRange {
+    pub log_start_offset: u64,
+    pub high_watermark: u64,
+}
 
 /// An error as the HTTP API reports it.
 #[derive(Debug)]
@@ -31,6 +55,12 @@ impl ApiError {
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+    /// A 503 the client should retry after `retry_after_s`.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        let mut a = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message);
+        a.retry_after_s = Some(1);
+        a
     }
 }
 
@@ -106,6 +136,31 @@ impl From<Error> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         ApiError::bad_request(r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::bad_request(r.body_text())
+    }
+}
+
+/// The error code for a status that came without one (a rejection from an
+/// extractor or the framework).
+pub fn code_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "invalid_request",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        409 => "conflict",
+        413 => "too_large",
+        415 => "unsupported_media_type",
+        426 => "upgrade_required",
+        429 => "backpressure",
+        503 => "unavailable",
+        s if s >= 500 => "internal",
+        _ => "invalid_request",
     }
 }
 

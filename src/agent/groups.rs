@@ -171,7 +171,7 @@ pub async fn commit(
     Ok(Json(serde_json::json!({})))
 }
 
-#[utoipa::path(get, path = "/v1/groups/{group}", params(("group" = String, Path)), responses((status = 200, body = GroupJson), (status = 404)))]
+#[utoipa::path(get, path = "/v1/groups/{group}", operation_id = "describe_group", params(("group" = String, Path)), responses((status = 200, body = GroupJson), (status = 404)))]
 pub async fn describe(
     State(s): State<AppState>,
     Path(group): Path<String>,
@@ -226,7 +226,7 @@ pub async fn describe(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/groups", responses((status = 200, body = GroupList)))]
+#[utoipa::path(get, path = "/v1/groups", operation_id = "list_groups", responses((status = 200, body = GroupList)))]
 pub async fn list(State(s): State<AppState>) -> Json<GroupList> {
     Json(GroupList {
         groups: s.node.log().state().stream_groups.keys().cloned().collect(),

@@ -246,17 +246,21 @@ pub struct FetchResponse {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FetchQuery {
     /// First offset to read; defaults to the log start.
     pub offset: Option<u64>,
+    /// Records at most (1 to 10,000; default 1,000; 0 is a 400).
     pub max_records: Option<usize>,
+    /// Bytes at most, about (1 to 16 MiB; default 1 MiB; 0 is a 400).
     pub max_bytes: Option<usize>,
     /// Long-poll this long when `offset` is the high-water mark.
     pub wait_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SubscribeQuery {
     /// First offset to stream; defaults to the high-water mark (new records).

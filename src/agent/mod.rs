@@ -1,21 +1,25 @@
 //! The agent: Skiff's HTTP/WebSocket API on axum over one `Node`. It owns
 //! the router (the v1 contract, `/openapi.json`, `/metrics`, `/healthz`,
-//! `/readyz`), opening the store the settings name, and graceful shutdown:
-//! stop accepting, end long polls, commit and answer what was accepted. It
-//! must hold no queue logic: handlers translate and delegate to `Node`.
+//! `/readyz`, the JSON error shape on every route, the request deadline),
+//! opening the store the settings name, starting the listener, and graceful
+//! shutdown: stop accepting, end long polls, commit and answer what was
+//! accepted. It must hold no queue logic: handlers translate and delegate
+//! to `Node`.
 
 mod error;
 mod extract;
 pub mod groups;
 mod json;
 pub mod leader;
+pub mod listener;
+mod openapi;
 mod ops;
 pub mod queues;
 mod records;
 mod topics;
 mod ws;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorDetail, ValidRange};
 pub use extract::KAFKA_BATCH_CONTENT_TYPE;
 pub use json::*;
 pub use ops::prometheus;
@@ -28,6 +32,7 @@ use crate::store::{LatencyProfile, LatencyStore, SharedStore};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use openapi::ErrorResponses;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -36,13 +41,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use utoipa::OpenApi;
 
-/// The OpenAPI document, generated from the handlers' annotations.
+/// The OpenAPI document, generated from the handlers' annotations; every
+/// error response refers to [`ErrorBody`] (see `openapi::ErrorResponses`).
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Skiff",
         description = "A message queue on object storage: HTTP API v1"
     ),
+    components(schemas(ErrorBody, ErrorDetail, ValidRange)),
+    modifiers(&ErrorResponses),
     paths(
         topics::create_topic,
         topics::list_topics,
@@ -139,8 +147,10 @@ fn soft_leader(
     Ok(Some(Arc::new(leader)))
 }
 
-/// The router for `state`, with the body limit from `request_bytes_max`.
-pub fn router(state: AppState, request_bytes_max: usize) -> Router {
+/// The router for `state`, with the body limit from `request_bytes_max`
+/// and the deadline from `request_timeout_ms`.
+pub fn router(state: AppState, settings: &Settings) -> Router {
+    let deadline = Duration::from_millis(settings.request_timeout_ms);
     Router::new()
         .route(
             "/v1/topics",
@@ -188,9 +198,36 @@ pub fn router(state: AppState, request_bytes_max: usize) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_text))
         .route("/openapi.json", get(ops::openapi_json))
-        .layer(DefaultBodyLimit::max(request_bytes_max))
+        .fallback(ops::unknown_route)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(settings.request_bytes_max))
+        .layer(axum::middleware::from_fn_with_state(
+            deadline,
+            ops::deadline,
+        ))
+        .layer(axum::middleware::from_fn(ops::json_errors))
         .layer(axum::middleware::from_fn(ops::track))
         .with_state(state)
+}
+
+/// The listener's limits for `settings`, with `connections_max` capped
+/// under the process's fd limit (raised to its hard limit first).
+fn listener_limits(settings: &Settings) -> listener::ListenerLimits {
+    let fds = listener::fd_limit();
+    let connections_max = listener::connections_cap(settings.connections_max, fds.map(|f| f.1));
+    tracing::info!(
+        fd_limit = ?fds.map(|f| f.1),
+        fd_limit_before = ?fds.map(|f| f.0),
+        fds_reserved = listener::FD_RESERVED,
+        connections_max,
+        connections_max_wanted = settings.connections_max,
+        "listener limits"
+    );
+    listener::ListenerLimits {
+        connections_max,
+        header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(settings.idle_timeout_ms),
+    }
 }
 
 /// Open the store the settings name, with the latency profile if any.
@@ -253,19 +290,13 @@ impl RunningAgent {
             shutdown: rx.clone(),
             leader: leader.clone(),
         };
-        let app = router(state, settings.request_bytes_max);
-        let mut stop = rx;
-        let server = tokio::spawn(async move {
-            let graceful = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(graceful)
-                .await
-            {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        let app = router(state, settings);
+        let server = tokio::spawn(listener::serve(
+            listener,
+            app,
+            listener_limits(settings),
+            rx,
+        ));
         Ok(RunningAgent {
             addr,
             node,

@@ -1,11 +1,15 @@
-//! Operational routes and request instrumentation: `/healthz` (the process
-//! answers), `/readyz` (the agent's view of the log is fresh), `/metrics`
-//! (Prometheus text), `/openapi.json`, and the middleware that gives every
-//! request a `tracing` span and HTTP metrics. It must not change state.
+//! Operational routes and request middleware: `/healthz` (the process
+//! answers), `/readyz` (the agent's view of the log is fresh and the store
+//! takes writes), `/metrics` (Prometheus text), `/openapi.json`, the
+//! fallbacks for unknown routes and methods, and the middleware that gives
+//! every request a `tracing` span and HTTP metrics (labels from a closed
+//! set), a deadline, and an error body in the API's JSON shape. It must not
+//! change state.
 
+use super::error::{code_for, ApiError};
 use super::AppState;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -33,21 +37,25 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-#[utoipa::path(get, path = "/readyz", responses((status = 200), (status = 503, description = "the view of the log is stale")))]
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready"),
+    (status = 503, description = "not ready: shutting down, the view of the log is stale, or the store refuses writes")))]
 pub async fn readyz(State(s): State<AppState>) -> Response {
+    let not_ready = |why: String| ApiError::unavailable("not_ready", why).into_response();
     if *s.shutdown.borrow() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+        return not_ready("shutting down".into());
     }
+    if let Some(f) = s.node.store_stats().puts_failing() {
+        return not_ready(format!(
+            "the store refuses writes: the last PUT failed {} ms ago and none succeeded since ({})",
+            f.since_ms, f.last_error
+        ));
+    }
+    let fresh = s.node.log().config().view_ttl_ms.max(1_000);
     match s.node.log().view_age_ms() {
-        Some(age) if age <= s.node.log().config().view_ttl_ms.max(1_000) => {
-            "ready\n".into_response()
-        }
-        age => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("log view is stale (age {age:?} ms)\n"),
-        )
-            .into_response(),
+        Some(age) if age <= fresh => {}
+        age => return not_ready(format!("the view of the log is stale (age {age:?} ms)")),
     }
+    "ready\n".into_response()
 }
 
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
@@ -68,20 +76,137 @@ pub async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(super::ApiDoc::openapi())
 }
 
-/// A span and metrics for every request.
-pub async fn track(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
+/// The metrics label of a method: the standard ones, else `other`.
+fn method_label(m: &Method) -> &'static str {
+    const KNOWN: [(Method, &str); 7] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::PATCH, "PATCH"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(k, _)| k == m)
+        .map_or("other", |(_, label)| label)
+}
+
+/// The route label: the matched route pattern (a closed set), else one
+/// label for every unrouted path.
+fn route_label(req: &Request) -> String {
+    req.extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().to_string();
-    let span = tracing::info_span!("http", %method, %route);
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string())
+}
+
+/// A span and metrics for every request; labels come from closed sets.
+pub async fn track(req: Request, next: Next) -> Response {
+    let route = route_label(&req);
+    let method = method_label(req.method());
+    let span = tracing::info_span!("http", method, %route);
     let started = std::time::Instant::now();
     let resp = next.run(req).instrument(span).await;
     let status = resp.status().as_u16().to_string();
-    metrics::counter!("skiff_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("skiff_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("skiff_http_request_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     resp
+}
+
+/// Routes the request deadline does not apply to: the WebSocket stream
+/// (it lives as long as the client stays) and the agents' internal API
+/// (its waits have their own bounds).
+fn without_deadline(req: &Request) -> bool {
+    req.uri().path().starts_with("/internal/")
+        || req
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|p| p.as_str().ends_with("/subscribe"))
+}
+
+/// The request deadline: past `request_timeout` the client gets a 503
+/// with `Retry-After` (work already handed to the ingester, such as a
+/// produce's commit, goes on; retries with a producer sequence are safe).
+pub async fn deadline(
+    State(timeout): State<std::time::Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if without_deadline(&req) {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            metrics::counter!("skiff_http_deadline_exceeded_total").increment(1);
+            ApiError::unavailable(
+                "deadline_exceeded",
+                format!(
+                    "the request took longer than request_timeout_ms ({} ms); retry",
+                    timeout.as_millis()
+                ),
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Longest framework error text kept when it is rewrapped as JSON.
+const ERROR_TEXT_MAX: usize = 4 << 10;
+
+/// Every 4xx/5xx of the public API in the JSON error shape: an answer
+/// from an extractor or the framework (plain text) is rewrapped, keeping
+/// its status and headers such as `Allow`. The internal API is left alone.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let internal = req.uri().path().starts_with("/internal/");
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if internal || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, ERROR_TEXT_MAX)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let fresh = ApiError::new(status, code_for(status), message).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let (fresh_parts, fresh_body) = fresh.into_parts();
+    parts.headers.extend(fresh_parts.headers);
+    Response::from_parts(parts, fresh_body)
+}
+
+/// The answer for a path no route matches.
+pub async fn unknown_route(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_route",
+        format!(
+            "no route {} {}",
+            method_label(req.method()),
+            req.uri().path()
+        ),
+    )
+}
+
+/// The answer for a route that exists, with a method it does not take.
+pub async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take this method", req.uri().path()),
+    )
 }

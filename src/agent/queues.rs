@@ -105,6 +105,15 @@ pub struct QueueJson {
     pub partitions: Vec<QueuePartitionJson>,
 }
 
+/// 400 for a count or lease length of zero (clamping it would deliver or
+/// lease something nobody asked for).
+fn positive(name: &str, v: Option<u64>) -> Result<(), ApiError> {
+    match v {
+        Some(0) => Err(ApiError::bad_request(format!("{name} must be at least 1"))),
+        _ => Ok(()),
+    }
+}
+
 /// The requested lease length, else the queue's configured one.
 fn visibility_or_default(s: &AppState, group: &str, requested: Option<u64>) -> u64 {
     requested.unwrap_or_else(|| {
@@ -179,7 +188,7 @@ pub async fn configure(
     Ok(Json(describe_queue(&s, &group)?))
 }
 
-#[utoipa::path(get, path = "/v1/queues/{group}", params(("group" = String, Path)), responses((status = 200, body = QueueJson), (status = 404)))]
+#[utoipa::path(get, path = "/v1/queues/{group}", operation_id = "describe_queue", params(("group" = String, Path)), responses((status = 200, body = QueueJson), (status = 404)))]
 pub async fn describe(
     State(s): State<AppState>,
     Path(group): Path<String>,
@@ -194,6 +203,8 @@ pub async fn receive(
     Path(group): Path<String>,
     JsonBody(b): JsonBody<ReceiveBody>,
 ) -> Result<Json<MessagesJson>, ApiError> {
+    positive("max_messages", b.max_messages.map(u64::from))?;
+    positive("visibility_ms", b.visibility_ms)?;
     let exists = s.node.log().state().queues.contains_key(&group);
     if let (false, Some(topics)) = (exists, b.topics.clone()) {
         let config = QueueConfig {
@@ -205,7 +216,12 @@ pub async fn receive(
         service::configure_queue(&s.node, &group, config).await?;
     }
     let visibility = visibility_or_default(&s, &group, b.visibility_ms);
-    let wait = b.wait_ms.unwrap_or(0).min(RECEIVE_WAIT_MS_MAX);
+    // Bounded like a fetch's long poll, so it ends before the request deadline.
+    let wait = b
+        .wait_ms
+        .unwrap_or(0)
+        .min(RECEIVE_WAIT_MS_MAX)
+        .min(s.node.config().fetch.wait_ms_max);
     let mut shutdown = s.shutdown.clone();
     let stop = async move { super::wait_shutdown(&mut shutdown).await };
     let max = b.max_messages.unwrap_or(10);
@@ -283,6 +299,7 @@ pub async fn extend(
     Path(group): Path<String>,
     JsonBody(b): JsonBody<ReceiptsBody>,
 ) -> Result<Json<ReceiptResults>, ApiError> {
+    positive("visibility_ms", b.visibility_ms)?;
     let visibility = visibility_or_default(&s, &group, b.visibility_ms);
     settle(
         &s,

@@ -26,6 +26,16 @@ const FETCH_RECORDS_DEFAULT: usize = 1_000;
 const FETCH_BYTES_DEFAULT: usize = 1 << 20;
 const FETCH_BYTES_MAX: usize = 16 << 20;
 
+/// A fetch limit: `default` when absent, 400 when zero (a fetch that may
+/// return nothing is a mistake, not a request).
+fn at_least_one(name: &str, v: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    match v {
+        None => Ok(default),
+        Some(0) => Err(ApiError::bad_request(format!("{name} must be at least 1"))),
+        Some(n) => Ok(n),
+    }
+}
+
 fn path_err(r: PathRejection) -> ApiError {
     ApiError::bad_request(r.body_text())
 }
@@ -213,14 +223,10 @@ pub async fn fetch(
         topic,
         partition,
         offset,
-        max_records: q
-            .max_records
-            .unwrap_or(FETCH_RECORDS_DEFAULT)
-            .clamp(1, FETCH_RECORDS_MAX),
-        max_bytes: q
-            .max_bytes
-            .unwrap_or(FETCH_BYTES_DEFAULT)
-            .clamp(1, FETCH_BYTES_MAX),
+        max_records: at_least_one("max_records", q.max_records, FETCH_RECORDS_DEFAULT)?
+            .min(FETCH_RECORDS_MAX),
+        max_bytes: at_least_one("max_bytes", q.max_bytes, FETCH_BYTES_DEFAULT)?
+            .min(FETCH_BYTES_MAX),
         wait_ms: q.wait_ms.unwrap_or(0),
     };
     let mut shutdown = s.shutdown.clone();

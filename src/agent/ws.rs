@@ -8,6 +8,7 @@ use super::json::{RecordOut, SubscribeQuery};
 use super::{wait_shutdown, AppState};
 use crate::fetch::FetchRequest;
 use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -17,14 +18,19 @@ const SUBSCRIBE_RECORDS_PER_FETCH: usize = 500;
 
 #[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/subscribe",
     params(("topic" = String, Path), ("partition" = u32, Path), SubscribeQuery),
-    responses((status = 101, description = "WebSocket: one JSON record per text message"), (status = 404), (status = 416)))]
+    responses((status = 101, description = "WebSocket: one JSON record per text message"), (status = 400, description = "not a WebSocket upgrade, or a bad path or query"),
+        (status = 404), (status = 416, description = "offset outside the log; the body gives the valid range")))]
 pub async fn subscribe(
     State(s): State<AppState>,
     path: Result<Path<(String, u32)>, PathRejection>,
     query: Result<Query<SubscribeQuery>, QueryRejection>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let Path((topic, partition)) = path.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    let Path((topic, partition)) = path?;
+    let ws = ws.map_err(|r| {
+        let status = r.status();
+        ApiError::new(status, super::error::code_for(status), r.body_text())
+    })?;
     let Query(q) = query?;
     let p = s
         .node

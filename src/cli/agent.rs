@@ -62,9 +62,29 @@ pub struct AgentArgs {
     pub leader_lease_ms: Option<u64>,
     #[arg(long, env = "SKIFF_ADVERTISE_URL")]
     pub advertise_url: Option<String>,
+    /// The listener's limits (boxed: they would make every command larger).
+    #[command(flatten)]
+    pub http: Box<HttpArgs>,
     /// Longest wait for open connections on shutdown.
     #[arg(long, env = "SKIFF_SHUTDOWN_DRAIN_MS", default_value_t = 30_000)]
     pub shutdown_drain_ms: u64,
+}
+
+/// Flags of the HTTP listener's limits.
+#[derive(Debug, Default, clap::Args)]
+pub struct HttpArgs {
+    /// Open HTTP connections at most [default: 1024, capped by the fd limit].
+    #[arg(long, env = "SKIFF_CONNECTIONS_MAX")]
+    pub connections_max: Option<usize>,
+    /// ms a client may take to send a request head [default: 10000].
+    #[arg(long, env = "SKIFF_HEADER_READ_TIMEOUT_MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// ms an idle connection stays open [default: 60000].
+    #[arg(long, env = "SKIFF_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// ms a request may take before a 503 [default: 40000].
+    #[arg(long, env = "SKIFF_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
 }
 
 macro_rules! overlay {
@@ -107,6 +127,15 @@ impl AgentArgs {
             soft_leader,
             leader_lease_ms,
             advertise_url,
+        );
+        let h = &*self.http;
+        overlay!(
+            s,
+            h,
+            connections_max,
+            header_read_timeout_ms,
+            idle_timeout_ms,
+            request_timeout_ms,
         );
         Ok(s)
     }

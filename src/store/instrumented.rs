@@ -1,9 +1,10 @@
 //! Counting wrapper: per-operation call counts, bytes moved, errors, a
 //! `tracing` span per call and Prometheus counters. It owns the numbers that
-//! `skiff bench` and `/metrics` report about the store; it must not change
-//! what a call does.
+//! `skiff bench` and `/metrics` report about the store, and the recent PUT
+//! outcomes `/readyz` judges the store by; it must not change what a call
+//! does.
 
-use super::{ObjectInfo, PutMode, SharedStore, Store, StoreResult};
+use super::{ObjectInfo, PutMode, SharedStore, Store, StoreErrorKind, StoreResult};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::ops::Range;
@@ -21,6 +22,33 @@ pub struct StoreStats {
     pub lists: AtomicU64,
     pub deletes: AtomicU64,
     pub errors: AtomicU64,
+    /// When a PUT last succeeded (or found its object existing), and when
+    /// one last failed: ms on [`stats_clock_ms`], 0 for never.
+    pub put_ok_at_ms: AtomicU64,
+    pub put_failed_at_ms: AtomicU64,
+    /// The last failed PUT's error.
+    pub put_last_error: parking_lot::Mutex<String>,
+}
+
+/// A failure within this long still counts when no PUT succeeded since;
+/// older ones are forgotten (an agent out of rotation may PUT nothing).
+pub const PUT_FAILURE_MEMORY_MS: u64 = 10_000;
+
+/// Milliseconds on a monotonic, process-wide clock (never 0).
+pub fn stats_clock_ms() -> u64 {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    ORIGIN
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
+}
+
+/// The store refusing writes: the last PUT failed, none succeeded since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutsFailing {
+    pub since_ms: u64,
+    pub last_error: String,
 }
 
 /// A copy of [`StoreStats`] at one instant.
@@ -36,6 +64,34 @@ pub struct StoreStatsSnapshot {
 }
 
 impl StoreStats {
+    /// `Some` while the store refuses PUTs: the last PUT failed (within
+    /// [`PUT_FAILURE_MEMORY_MS`]) and none succeeded after it.
+    pub fn puts_failing(&self) -> Option<PutsFailing> {
+        let failed = self.put_failed_at_ms.load(Ordering::Acquire);
+        let ok = self.put_ok_at_ms.load(Ordering::Acquire);
+        let age = stats_clock_ms().saturating_sub(failed);
+        if failed == 0 || ok >= failed || age > PUT_FAILURE_MEMORY_MS {
+            return None;
+        }
+        Some(PutsFailing {
+            since_ms: age,
+            last_error: self.put_last_error.lock().clone(),
+        })
+    }
+
+    fn record_put(&self, r: &StoreResult<()>) {
+        let now = stats_clock_ms();
+        match r {
+            Err(e) if e.kind != StoreErrorKind::AlreadyExists && !e.is_not_found() => {
+                *self.put_last_error.lock() = e.to_string();
+                self.put_failed_at_ms.fetch_max(now, Ordering::AcqRel);
+            }
+            _ => {
+                self.put_ok_at_ms.fetch_max(now, Ordering::AcqRel);
+            }
+        }
+    }
+
     pub fn snapshot(&self) -> StoreStatsSnapshot {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         StoreStatsSnapshot {
@@ -86,6 +142,7 @@ impl Store for InstrumentedStore {
         metrics::counter!("skiff_store_put_bytes_total").increment(len);
         let span = tracing::debug_span!("store.put", key, bytes = len, ?mode);
         let r = self.inner.put(key, body, mode).instrument(span).await;
+        self.stats.record_put(&r);
         self.count("put", &r);
         r
     }
@@ -133,5 +190,23 @@ impl Store for InstrumentedStore {
         let r = self.inner.delete(key).instrument(span).await;
         self.count("delete", &r);
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn a_failed_put_counts_until_one_succeeds() {
+        let s = StoreStats::default();
+        assert_eq!(s.puts_failing(), None);
+        let refused = StoreError::new(StoreErrorKind::Transient, "put", "k", "503");
+        s.record_put(&Err(refused));
+        assert!(s.puts_failing().unwrap().last_error.contains("503"));
+        let exists = StoreError::new(StoreErrorKind::AlreadyExists, "put", "k", "exists");
+        s.record_put(&Err(exists));
+        assert_eq!(s.puts_failing(), None, "the store answered");
     }
 }
