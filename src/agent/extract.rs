@@ -195,3 +195,36 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_record_cap_holds_while_parsing() {
+        let body = format!("{{\"records\":[{}]}}", ["{\"value\":\"a\"}"; 11].join(","));
+        assert_eq!(
+            parse_produce_json(body.as_bytes(), 11)
+                .unwrap()
+                .records
+                .len(),
+            11
+        );
+        let e = parse_produce_json(body.as_bytes(), 10).err().unwrap();
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let e = parse_produce_json(b"{\"records\":[],\"records\":[]}", 10)
+            .err()
+            .unwrap();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        let e = parse_produce_json(b"{\"recordz\":[]}", 10).err().unwrap();
+        assert!(e.message.contains("recordz"), "{}", e.message);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_json_bodies_are_answers_never_panics(body in ".{0,200}") {
+            let _ = parse_produce_json(body.as_bytes(), 10);
+        }
+    }
+}

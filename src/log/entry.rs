@@ -320,4 +320,43 @@ mod tests {
             }
         }
     }
+
+    /// Re-seal a mutated entry's body checksum, so the mutation reaches the
+    /// postcard decoder instead of stopping at the CRC.
+    fn reseal(v: &mut [u8]) {
+        let h = ENTRY_HEADER_BYTES as usize;
+        if v.len() < h {
+            return;
+        }
+        let blob_len = u32::from_le_bytes([v[5], v[6], v[7], v[8]]) as usize;
+        if let Some(body) = v.get(h.saturating_add(blob_len)..) {
+            let crc = crc32c::crc32c(body);
+            v[13..17].copy_from_slice(&crc.to_le_bytes());
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Arbitrary bytes, and a real entry with bytes changed (checksums
+        /// re-sealed), decode to an error or an entry: never a panic, and
+        /// never more than the input's size in inline data.
+        #[test]
+        fn hostile_entries_are_errors_never_panics(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            edits in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()), 1..8),
+        ) {
+            let _ = EncodedEntry::decode("log/1", Bytes::from(junk));
+            let mut v = sample().bytes.to_vec();
+            for (at, b) in edits {
+                let i = at.index(v.len());
+                v[i] = b;
+            }
+            reseal(&mut v);
+            let n = v.len();
+            if let Ok(e) = EncodedEntry::decode("log/1", Bytes::from(v)) {
+                proptest::prop_assert!(e.blob.len() <= n);
+            }
+        }
+    }
 }

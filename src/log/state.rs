@@ -207,3 +207,38 @@ pub fn retention_start(t: &TopicState, p: &PartitionState, now_ms: u64) -> u64 {
     }
     start
 }
+
+#[cfg(test)]
+mod checkpoint_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A checkpoint with bytes changed and its checksum re-sealed (what a
+        /// bucket writer could store) decodes to an error or a state, never
+        /// a panic.
+        #[test]
+        fn hostile_checkpoints_are_errors_never_panics(
+            junk in proptest::collection::vec(any::<u8>(), 0..128),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        ) {
+            let _ = State::decode_checkpoint("checkpoints/1", &junk);
+            let st = State {
+                clock_ms: 7,
+                ..State::default()
+            };
+            let mut v = st.encode_checkpoint().unwrap().to_vec();
+            for (at, b) in edits {
+                let i = at.index(v.len());
+                v[i] = b;
+            }
+            if v.len() >= 9 {
+                let crc = crc32c::crc32c(&v[9..]);
+                v[5..9].copy_from_slice(&crc.to_le_bytes());
+            }
+            let _ = State::decode_checkpoint("checkpoints/1", &v);
+        }
+    }
+}
