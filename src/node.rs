@@ -182,7 +182,6 @@ impl Node {
             self.now_ms(),
             &self.config.ingest,
             &self.store,
-            &self.cache,
         )
         .await
     }

@@ -204,3 +204,35 @@ async fn produce_racing_shutdown_always_gets_an_answer() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_dropped_while_its_commit_is_in_flight_releases_its_leases() {
+    let (node, faulty) = faulty_node().await;
+    node.create_topic("t", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    node.produce(one("t", 0, "m")).await.unwrap();
+    service::configure_queue(&node, "q", queue("t", 5, 600_000))
+        .await
+        .unwrap();
+    let gate = skiff::store::Gate::new();
+    faulty.add(FaultRule::new(Op::Put, "log/", Fault::Hold(gate.clone())).times(1));
+    let n = node.clone();
+    let dropped = tokio::spawn(async move { receive(&n, "q", 600_000).await });
+    gate.wait_arrived().await;
+    dropped.abort();
+    let _ = dropped.await;
+    gate.open();
+    // With a 10-minute visibility, only a release makes it receivable now.
+    let mut got = Vec::new();
+    until(
+        "the abandoned lease is released and redelivered",
+        10,
+        async || {
+            got = receive(&node, "q", 600_000).await.unwrap();
+            !got.is_empty()
+        },
+    )
+    .await;
+    assert_eq!((got[0].offset, got[0].delivery_count), (0, 2));
+}

@@ -75,6 +75,7 @@ impl FromRequest<AppState> for ProduceInput {
                 records_max: cfg.request_records_max,
                 decoded_bytes_max: cfg.request_bytes_max,
                 headers_max: Some(RECORD_HEADERS_MAX),
+                batches_max: None,
             };
             Ok(ProduceInput::Batches(decode_batches(bytes, &limits)?))
         } else {

@@ -6,7 +6,7 @@ use super::error::ApiError;
 use crate::fetch::FetchedRecord;
 use crate::log::ProducerSeq;
 use crate::node::TopicInfo;
-use crate::segment::Record;
+use crate::segment::{Record, RECORD_HEADERS_MAX};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
@@ -108,13 +108,50 @@ pub struct RecordIn {
     pub value: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_base64: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "bounded_headers"
+    )]
     pub headers: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<u32>,
     /// Defaults to the agent's clock.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp_ms: Option<i64>,
+}
+
+/// A record's headers, refused while parsing past [`RECORD_HEADERS_MAX`] so
+/// a body of tiny headers cannot expand in memory.
+fn bounded_headers<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Bounded;
+    impl<'de> serde::de::Visitor<'de> for Bounded {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(
+                f,
+                "an object of at most {RECORD_HEADERS_MAX} string headers"
+            )
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((k, v)) = map.next_entry::<String, String>()? {
+                if out.len() == RECORD_HEADERS_MAX {
+                    return Err(serde::de::Error::custom(format!(
+                        "a record carries at most {RECORD_HEADERS_MAX} headers"
+                    )));
+                }
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Bounded)
 }
 
 fn bytes_of(

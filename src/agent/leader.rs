@@ -391,7 +391,10 @@ pub async fn commit_forwarded(State(s): State<AppState>, body: Bytes) -> Respons
         Ok(()) => {}
         // Could not check it now (a store read failed): not taken, so the
         // follower commits directly.
-        Err(e) if e.kind() == crate::error::ErrorKind::Unavailable => {
+        Err(e)
+            if e.kind() == crate::error::ErrorKind::Unavailable
+                || matches!(e, crate::Error::Store(_)) =>
+        {
             return leader_busy(&format!("cannot check the entry now: {e}"));
         }
         Err(e) => {

@@ -117,14 +117,14 @@ pub async fn track(req: Request, next: Next) -> Response {
 }
 
 /// Routes the request deadline does not apply to: the WebSocket stream
-/// (it lives as long as the client stays) and the agents' internal API
-/// (its waits have their own bounds).
+/// (it lives as long as the client stays; its sends are bounded instead).
+/// The internal API is under the deadline too: its longest wait (the
+/// entry feed's) is far shorter, and a forwarded body that trickles in
+/// must not hold a connection for ever.
 fn without_deadline(req: &Request) -> bool {
-    req.uri().path().starts_with("/internal/")
-        || req
-            .extensions()
-            .get::<MatchedPath>()
-            .is_some_and(|p| p.as_str().ends_with("/subscribe"))
+    req.extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|p| p.as_str().ends_with("/subscribe"))
 }
 
 /// The request deadline: past `request_timeout` the client gets a 503

@@ -12,9 +12,13 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use std::time::Duration;
 
 const SUBSCRIBE_WAIT_MS: u64 = 10_000;
 const SUBSCRIBE_RECORDS_PER_FETCH: usize = 500;
+/// A subscriber that takes longer than this to accept one message is
+/// disconnected (a client that stopped reading must not hold a connection).
+const SUBSCRIBE_SEND_MS_MAX: u64 = 30_000;
 
 #[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/subscribe",
     params(("topic" = String, Path), ("partition" = u32, Path), SubscribeQuery),
@@ -90,7 +94,13 @@ async fn stream(
                 for rec in r.records {
                     offset = rec.offset + 1;
                     let text = serde_json::to_string(&RecordOut::from(rec)).unwrap_or_default();
-                    if socket.send(Message::Text(text.into())).await.is_err() {
+                    let sent = tokio::time::timeout(
+                        Duration::from_millis(SUBSCRIBE_SEND_MS_MAX),
+                        socket.send(Message::Text(text.into())),
+                    )
+                    .await;
+                    // A client that stops reading is dropped, not waited on.
+                    if !matches!(sent, Ok(Ok(()))) {
                         return;
                     }
                 }

@@ -14,6 +14,7 @@ const FETCH_DECODE_LIMITS: crate::segment::DecodeLimits = crate::segment::Decode
     records_max: crate::agent::FETCH_RECORDS_MAX,
     decoded_bytes_max: 64 << 20,
     headers_max: None,
+    batches_max: None,
 };
 use serde::de::DeserializeOwned;
 

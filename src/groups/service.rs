@@ -52,6 +52,19 @@ fn validate_group_name(group: &str) -> Result<()> {
     })
 }
 
+/// A group name and member id the log will take (the leader admits
+/// forwarded intents by the same rules).
+fn validate_member(group: &str, member_id: &str) -> Result<()> {
+    validate_group_name(group)?;
+    if member_id.is_empty() || member_id.len() > crate::ingest::admit::ID_BYTES_MAX {
+        return Err(Error::Invalid(format!(
+            "member ids are 1 to {} bytes",
+            crate::ingest::admit::ID_BYTES_MAX
+        )));
+    }
+    Ok(())
+}
+
 /// Assigned partitions with the committed offset (or the log start).
 pub fn owned(node: &Node, group: &str, a: &Assignment) -> Vec<Owned> {
     let st = node.log().state();
@@ -95,6 +108,7 @@ pub async fn join(
 }
 
 pub async fn heartbeat(node: &Node, group: &str, member_id: &str) -> Result<Assignment> {
+    validate_member(group, member_id)?;
     let intent = Intent::Heartbeat {
         group: group.into(),
         member_id: member_id.into(),
@@ -103,6 +117,7 @@ pub async fn heartbeat(node: &Node, group: &str, member_id: &str) -> Result<Assi
 }
 
 pub async fn leave(node: &Node, group: &str, member_id: &str) -> Result<()> {
+    validate_member(group, member_id)?;
     let intent = Intent::LeaveGroup {
         group: group.into(),
         member_id: member_id.into(),
@@ -117,6 +132,7 @@ pub async fn commit_offsets(
     generation: u64,
     offsets: Vec<(String, u32, u64)>,
 ) -> Result<()> {
+    validate_member(group, member_id)?;
     let intent = Intent::CommitOffsets {
         group: group.into(),
         member_id: member_id.into(),
@@ -269,6 +285,7 @@ pub async fn receive(
     wait_ms: u64,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<Vec<Message>> {
+    validate_group_name(group)?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let mut head = node.log().subscribe();
     let mut stop = std::pin::pin!(stop);
@@ -362,8 +379,8 @@ async fn bodies(
             Ok(Some(r)) => r,
             // Trimmed by retention before it was delivered: skip it.
             Ok(None) | Err(Error::OffsetOutOfRange { .. }) => continue,
-            Err(e) if e.kind() == crate::error::ErrorKind::Corrupt => {
-                tracing::error!(error = %e, group, "skipping a message whose chunk cannot be read");
+            Err(e) if gone_for_good(&e) => {
+                tracing::error!(error = %e, group, "skipping a message whose body cannot be read");
                 continue;
             }
             Err(e) => return Err(e),
@@ -374,7 +391,6 @@ async fn bodies(
             offset: l.offset,
             delivery_count: l.delivery_count,
         };
-        undelivered.receipts.retain(|r| *r != receipt);
         out.push(Message {
             receipt: receipt.encode(),
             topic: l.topic,
@@ -384,7 +400,22 @@ async fn bodies(
             record,
         });
     }
+    // Only now are they the caller's: an early error above releases all.
+    let delivered: Vec<(&str, u32, u64)> = out
+        .iter()
+        .map(|m| (m.topic.as_str(), m.partition, m.offset))
+        .collect();
+    undelivered
+        .receipts
+        .retain(|r| !delivered.contains(&(r.topic.as_str(), r.partition, r.offset)));
     Ok(out)
+}
+
+/// A read error that retrying cannot cure: the chunk is damaged or lost, or
+/// its topic or partition no longer exists.
+fn gone_for_good(e: &Error) -> bool {
+    use crate::error::ErrorKind;
+    matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::NotFound)
 }
 
 /// The record at `offset`, if it is still there.
@@ -426,6 +457,7 @@ pub async fn settle(
     how: Settle,
     receipts: &[String],
 ) -> Result<Vec<bool>> {
+    validate_group_name(group)?;
     if receipts.len() > super::queue::RECEIPTS_MAX {
         return Err(Error::OverLimit(format!(
             "at most {} receipts per request",
@@ -500,7 +532,7 @@ pub async fn move_dead_letters(node: &Node, group: &str) -> Result<usize> {
             Ok(None) | Err(Error::OffsetOutOfRange { .. }) => continue,
             // The original cannot be read, ever: dead-letter what is known
             // about it, saying why the body is missing.
-            Err(e) if e.kind() == crate::error::ErrorKind::Corrupt => {
+            Err(e) if gone_for_good(&e) => {
                 let mut r = Record {
                     timestamp_ms: node.now_ms() as i64,
                     ..Record::default()

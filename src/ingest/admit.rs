@@ -8,17 +8,17 @@
 //! retention allows) and the writer's clock (within a stated skew) are
 //! checked too. It owns these checks; it must not commit or change entries.
 
-use super::pipeline::{check_record, IngestConfig, PRODUCER_SEQUENCE_MAX};
+use super::pipeline::{check_record, check_record_within, IngestConfig, PRODUCER_SEQUENCE_MAX};
 use crate::error::{Error, Result};
-use crate::fetch::ChunkCache;
 use crate::groups::queue::{dlq_topic, RECEIPTS_MAX, RECEIVE_MESSAGES_MAX, VISIBILITY_MS_MAX};
 use crate::log::{
     retention_start, validate_topic_name, Append, ChunkIntent, CommitLog, EncodedEntry, Intent,
     Location, State, PARTITIONS_MAX,
 };
-use crate::segment::{decode_chunk, Record};
+use crate::segment::{decode_chunk_within, Record, RECORD_HEADERS_MAX};
 use crate::store::SharedStore;
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
 
 /// How far ahead of the committer's clock a writer's timestamp may be: the
@@ -31,6 +31,13 @@ pub const ID_BYTES_MAX: usize = 256;
 pub const OFFSETS_PER_COMMIT_MAX: usize = 100_000;
 /// Session timeouts a stream-group member may ask for (ms).
 pub const SESSION_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=3_600_000;
+/// Intents one entry may carry: what one group commit of
+/// `SUBMITTED_MAX` submissions and its flushes can hold.
+pub const ENTRY_INTENTS_MAX: usize = 50_000;
+/// Segments one entry may reference: one per flush it folds in.
+pub const ENTRY_SEGMENTS_MAX: usize = 64;
+/// Segment range reads one admission runs at once.
+const SEGMENT_READS_PARALLEL: usize = 4;
 /// Headers the dead-letter copy adds to a record (`skiff-dlq-*`), and the
 /// bytes they may take.
 const DLQ_HEADERS_EXTRA: usize = 8;
@@ -48,9 +55,11 @@ pub async fn admit(
     now_ms: u64,
     cfg: &IngestConfig,
     store: &SharedStore,
-    cache: &ChunkCache,
 ) -> Result<()> {
     let e = &entry.entry;
+    if e.intents.len() > ENTRY_INTENTS_MAX {
+        return Err(invalid(format!("more than {ENTRY_INTENTS_MAX} intents")));
+    }
     if e.time_ms > now_ms.saturating_add(CLOCK_SKEW_MS_MAX) {
         return Err(invalid(format!(
             "its time {} ms is more than {CLOCK_SKEW_MS_MAX} ms ahead of this agent's {now_ms} ms",
@@ -74,7 +83,7 @@ pub async fn admit(
             _ => None,
         })
         .collect();
-    check_appends(&appends, &entry.blob, cfg, store, cache).await
+    check_appends(&appends, &entry.blob, cfg, store).await
 }
 
 fn check_name(what: &str, name: &str) -> Result<()> {
@@ -88,16 +97,22 @@ fn check_id(what: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_offsets(group: &str, offsets: &[(String, u32, u64)]) -> Result<()> {
-    check_name("group", group)?;
+/// A group's offsets name partitions that exist.
+fn check_offsets(state: &State, group: &str, offsets: &[(String, u32, u64)]) -> Result<()> {
+    // A queue group's redrive cursor is a stream group named after it.
+    check_name("group", group.strip_suffix(".redrive").unwrap_or(group))?;
     if offsets.len() > OFFSETS_PER_COMMIT_MAX {
         return Err(invalid(format!(
             "at most {OFFSETS_PER_COMMIT_MAX} offsets at once"
         )));
     }
-    offsets
-        .iter()
-        .try_for_each(|(t, _, _)| check_name("topic", t))
+    // Only partitions that exist (what the group state may grow by); the
+    // offsets themselves are the consumer's business, and the leader's
+    // view may lag the follower's high watermark.
+    for (t, p, _) in offsets {
+        state.partition(t, *p)?;
+    }
+    Ok(())
 }
 
 fn check_receipts(group: &str, n: usize) -> Result<()> {
@@ -164,9 +179,9 @@ fn check_intent(intent: &Intent, state: &State, clock_ms: u64) -> Result<()> {
             ..
         } => {
             check_id("member id", member_id)?;
-            check_offsets(group, offsets)?;
+            check_offsets(state, group, offsets)?;
         }
-        Intent::ResetOffsets { group, offsets } => check_offsets(group, offsets)?,
+        Intent::ResetOffsets { group, offsets } => check_offsets(state, group, offsets)?,
         Intent::ConfigureQueue { group, config } => {
             check_name("group", group)?;
             config.validate().map_err(invalid)?;
@@ -237,20 +252,20 @@ fn check_trim(state: &State, topic: &str, partition: u32, start: u64, clock_ms: 
     Ok(())
 }
 
-/// The bytes of every chunk, checked and decoded like ingest's own.
+/// The bytes of every chunk, checked and decoded like ingest's own, within
+/// `batch_bytes_max` in all (what one flush may hold).
 async fn check_appends(
     appends: &[(&Append, bool)],
     blob: &Bytes,
     cfg: &IngestConfig,
     store: &SharedStore,
-    cache: &ChunkCache,
 ) -> Result<()> {
     let chunks: Vec<(&ChunkIntent, bool)> = appends
         .iter()
         .flat_map(|(a, dlq)| a.chunks.iter().map(move |c| (c, *dlq)))
         .collect();
     let segments = read_segment_ranges(&chunks, cfg, store).await?;
-    let mut total = 0usize;
+    let mut left = cfg.batch_bytes_max;
     for (c, dlq) in chunks {
         let (key, bytes) = match &c.location {
             Location::Inline { start, len } => {
@@ -263,15 +278,12 @@ async fn check_appends(
                 (key.to_string(), data.slice(from..from + *len as usize))
             }
         };
-        let records = decode_chunk(&key, bytes.clone(), c.crc32c, c.record_count)
+        let records = decode_chunk_within(&key, bytes, c.crc32c, c.record_count, left)
             .map_err(|e| invalid(e.to_string()))?;
-        total += check_chunk_records(c, &records, cfg, dlq)?;
-        if total > cfg.batch_bytes_max {
-            return Err(invalid("its records are over batch_bytes_max"));
-        }
-        if let Location::Segment { key, start, .. } = &c.location {
-            cache.insert(key, *start, bytes);
-        }
+        let used = check_chunk_records(c, &records, cfg, dlq)?;
+        left = left
+            .checked_sub(used)
+            .ok_or_else(|| invalid("its records are over batch_bytes_max"))?;
     }
     Ok(())
 }
@@ -306,14 +318,11 @@ fn check_chunk_records(
 
 /// A dead-letter copy: a produced record plus the `skiff-dlq-*` headers.
 fn check_dead_letter(cfg: &IngestConfig, r: &Record) -> Result<usize> {
-    let mut base = r.clone();
-    base.headers.retain(|(k, _)| !k.starts_with("skiff-dlq-"));
-    if r.headers.len() - base.headers.len() > DLQ_HEADERS_EXTRA
-        || r.approx_bytes() - base.approx_bytes() > DLQ_BYTES_EXTRA
-    {
-        return Err(invalid("a dead letter carries too many skiff-dlq headers"));
-    }
-    check_record(cfg, &base)
+    check_record_within(
+        r,
+        cfg.record_bytes_max + DLQ_BYTES_EXTRA,
+        RECORD_HEADERS_MAX + DLQ_HEADERS_EXTRA,
+    )
 }
 
 /// One ranged GET per referenced segment, covering its chunks: `key →
@@ -337,10 +346,14 @@ async fn read_segment_ranges(
             *span = (span.0.min(*start), span.1.max(end));
         }
     }
+    if spans.len() > ENTRY_SEGMENTS_MAX {
+        return Err(invalid(format!("more than {ENTRY_SEGMENTS_MAX} segments")));
+    }
+    let total: u64 = spans.values().map(|(from, to)| to - from).sum();
+    if total > cfg.batch_bytes_max as u64 {
+        return Err(invalid("its segment ranges span more than batch_bytes_max"));
+    }
     let reads = spans.into_iter().map(|(key, (from, to))| async move {
-        if to - from > cfg.batch_bytes_max as u64 + (1 << 20) {
-            return Err(invalid(format!("chunks of {key} span more than a flush")));
-        }
         let data = store.get_range(&key, from..to).await.map_err(|e| {
             if e.is_not_found() {
                 invalid(format!("segment {key} does not exist"))
@@ -353,9 +366,10 @@ async fn read_segment_ranges(
         }
         Ok((key, (from, data)))
     });
-    futures::future::try_join_all(reads)
+    futures::stream::iter(reads)
+        .buffer_unordered(SEGMENT_READS_PARALLEL)
+        .try_collect()
         .await
-        .map(|v| v.into_iter().collect())
 }
 
 /// `segments/<ULID>.seg`, as `new_segment_key` makes them.

@@ -6,6 +6,7 @@
 //! not interpret intents.
 
 use crate::error::{Error, Result};
+use crate::groups::Receipt;
 use crate::log::{Intent, Outcome};
 use tokio::sync::oneshot;
 
@@ -27,7 +28,14 @@ pub(crate) fn add_to_entry(submitted: &[Submitted], entry_intents: &mut Vec<Inte
 }
 
 /// Hand each submission its outcomes, taken in order from `outcomes`.
-pub(crate) fn answer(submitted: Vec<Submitted>, outcomes: &mut impl Iterator<Item = Outcome>) {
+/// Returns the releases (nacks) for leases granted to submissions whose
+/// caller is gone (a receive dropped while its commit was in flight), so
+/// they do not stay invisible for their whole visibility timeout.
+pub(crate) fn answer(
+    submitted: Vec<Submitted>,
+    outcomes: &mut impl Iterator<Item = Outcome>,
+) -> Vec<Intent> {
+    let mut releases = Vec::new();
     for s in submitted {
         let mine: Vec<Outcome> = outcomes.by_ref().take(s.intents.len()).collect();
         let r = if mine.len() == s.intents.len() {
@@ -37,8 +45,35 @@ pub(crate) fn answer(submitted: Vec<Submitted>, outcomes: &mut impl Iterator<Ite
                 "missing outcomes for submitted intents".into(),
             ))
         };
-        let _ = s.reply.send(r);
+        if let Err(Ok(abandoned)) = s.reply.send(r) {
+            releases.extend(s.intents.iter().zip(&abandoned).filter_map(release_of));
+        }
     }
+    releases
+}
+
+/// The nack that releases what an abandoned receive was granted.
+fn release_of((intent, outcome): (&Intent, &Outcome)) -> Option<Intent> {
+    let (Intent::Receive { group, .. }, Outcome::Leased(leases)) = (intent, outcome) else {
+        return None;
+    };
+    if leases.is_empty() {
+        return None;
+    }
+    let receipts = leases
+        .iter()
+        .map(|l| Receipt {
+            topic: l.topic.clone(),
+            partition: l.partition,
+            offset: l.offset,
+            delivery_count: l.delivery_count,
+        })
+        .collect();
+    Some(Intent::Nack {
+        group: group.clone(),
+        receipts,
+        delay_ms: 0,
+    })
 }
 
 /// Fail every submission with (a copy of) `e`.

@@ -258,20 +258,7 @@ impl Ingester {
     /// happen even when the caller is gone (a dropped receive). Dropped
     /// when the agent is closing or the batch is full.
     pub fn submit_detached(&self, intents: Vec<Intent>) {
-        let s = &self.shared;
-        let (reply, _) = oneshot::channel();
-        {
-            let mut b = s.batch.lock();
-            if s.closing.load(Ordering::SeqCst) || b.submitted.len() >= SUBMITTED_MAX {
-                tracing::warn!("cannot submit a release now; the leases expire by themselves");
-                return;
-            }
-            if b.opened_at.is_none() {
-                b.opened_at = Some(tokio::time::Instant::now());
-            }
-            b.submitted.push(Submitted { intents, reply });
-        }
-        s.wake.notify_one();
+        push_detached(&self.shared, intents);
     }
 
     /// Stop accepting, flush and commit everything accepted, answer it.
@@ -294,6 +281,25 @@ impl Drop for Ingester {
             t.abort();
         }
     }
+}
+
+/// Add intents to the batch with nobody waiting for their outcomes. While
+/// closing, the flusher still drains the batch it holds, but nothing new
+/// may join it: then the leases expire by themselves.
+fn push_detached(s: &Shared, intents: Vec<Intent>) {
+    let (reply, _) = oneshot::channel();
+    {
+        let mut b = s.batch.lock();
+        if s.closing.load(Ordering::SeqCst) || b.submitted.len() >= SUBMITTED_MAX {
+            tracing::warn!("cannot submit a release now; the leases expire by themselves");
+            return;
+        }
+        if b.opened_at.is_none() {
+            b.opened_at = Some(tokio::time::Instant::now());
+        }
+        b.submitted.push(Submitted { intents, reply });
+    }
+    s.wake.notify_one();
 }
 
 /// Check a produce request against the write path's limits and the topics
@@ -347,16 +353,25 @@ fn validate(
 
 /// One record's size, headers and timestamp against the limits; its cost.
 pub(crate) fn check_record(cfg: &IngestConfig, r: &Record) -> Result<usize> {
+    check_record_within(r, cfg.record_bytes_max, RECORD_HEADERS_MAX)
+}
+
+/// [`check_record`] with explicit size and header limits.
+pub(crate) fn check_record_within(
+    r: &Record,
+    bytes_max: usize,
+    headers_max: usize,
+) -> Result<usize> {
     let size = r.approx_bytes();
-    if size > cfg.record_bytes_max {
+    if size > bytes_max {
         return Err(Error::RecordTooLarge {
             bytes: size,
-            max: cfg.record_bytes_max,
+            max: bytes_max,
         });
     }
-    if r.headers.len() > RECORD_HEADERS_MAX {
+    if r.headers.len() > headers_max {
         return Err(Error::OverLimit(format!(
-            "a record carries at most {RECORD_HEADERS_MAX} headers, this one {}",
+            "a record carries at most {headers_max} headers, this one {}",
             r.headers.len()
         )));
     }
@@ -372,11 +387,12 @@ pub(crate) fn check_record(cfg: &IngestConfig, r: &Record) -> Result<usize> {
 async fn flusher(s: Arc<Shared>, tx: mpsc::Sender<Flush>) {
     loop {
         let notified = s.wake.notified();
-        let (opened_at, bytes) = {
+        // `closing` is read under the batch lock, where `shutdown` sets it
+        // and `produce` checks it: no request can join after this look.
+        let (opened_at, bytes, closing) = {
             let b = s.batch.lock();
-            (b.opened_at, b.bytes)
+            (b.opened_at, b.bytes, s.closing.load(Ordering::SeqCst))
         };
-        let closing = s.closing.load(Ordering::SeqCst);
         let Some(opened_at) = opened_at else {
             if closing {
                 return;
@@ -685,7 +701,15 @@ async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
         }
         s.bytes_unanswered.fetch_sub(f.bytes, Ordering::SeqCst);
     }
-    intents::answer(submitted, &mut outcomes);
+    let releases = intents::answer(submitted, &mut outcomes);
+    if !releases.is_empty() {
+        tracing::warn!(
+            releases = releases.len(),
+            "releasing leases of receives whose caller is gone"
+        );
+        metrics::counter!("skiff_queue_leases_released_total").increment(releases.len() as u64);
+        push_detached(s, releases);
+    }
 }
 
 #[cfg(test)]

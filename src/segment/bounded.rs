@@ -33,15 +33,27 @@ const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 /// is raw snappy.
 const SNAPPY_XERIAL_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 
+/// What the codec allocates per decoded record and per header, about (the
+/// `Record` struct; an `IndexMap` slot with its key and value handles):
+/// charged with the decompressed bytes, so records and headers that are
+/// tiny on the wire cannot expand past the budget in memory.
+pub const RECORD_DECODED_BYTES: usize = 192;
+/// See [`RECORD_DECODED_BYTES`].
+pub const HEADER_DECODED_BYTES: usize = 96;
+
 /// What one decode may produce at most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {
     /// Records over all batches.
     pub records_max: usize,
-    /// Decompressed record bytes over all batches.
+    /// Decompressed record bytes over all batches. The decoded records are
+    /// charged too (at [`RECORD_DECODED_BYTES`] and [`HEADER_DECODED_BYTES`]
+    /// each), against twice this.
     pub decoded_bytes_max: usize,
     /// Headers of one record (`None`: only bounded by its bytes).
     pub headers_max: Option<usize>,
+    /// Batches at most (`None`: any number; a stored chunk is exactly one).
+    pub batches_max: Option<usize>,
 }
 
 /// Why bytes were refused, without the object key (callers add it).
@@ -251,7 +263,7 @@ fn skip_field(b: &mut &[u8], what: &str, nullable: bool) -> Result<(), BatchErro
 }
 
 /// Check one record's fields against its bytes; returns the rest.
-fn check_record(b: &mut &[u8], h: &Header, limits: &DecodeLimits) -> Result<(), BatchError> {
+fn check_record(b: &mut &[u8], h: &Header, limits: &DecodeLimits) -> Result<usize, BatchError> {
     let size = varint(b, "record length")?;
     if size < 0 || size as usize > b.len() {
         return Err(malformed(format!(
@@ -294,11 +306,12 @@ fn check_record(b: &mut &[u8], h: &Header, limits: &DecodeLimits) -> Result<(), 
     if !r.is_empty() {
         return Err(malformed("record has trailing bytes"));
     }
-    Ok(())
+    Ok(headers as usize)
 }
 
-/// Check every record of a decompressed batch before the codec sees it.
-fn check_records(records: &Bytes, h: &Header, limits: &DecodeLimits) -> Result<(), BatchError> {
+/// Check every record of a decompressed batch before the codec sees it;
+/// returns what decoding it will allocate, about.
+fn check_records(records: &Bytes, h: &Header, limits: &DecodeLimits) -> Result<usize, BatchError> {
     if h.record_count > records.len() / RECORD_BYTES_MIN {
         return Err(malformed(format!(
             "record batch claims {} records in {} bytes",
@@ -307,13 +320,14 @@ fn check_records(records: &Bytes, h: &Header, limits: &DecodeLimits) -> Result<(
         )));
     }
     let mut b: &[u8] = records;
+    let mut headers = 0usize;
     for _ in 0..h.record_count {
-        check_record(&mut b, h, limits)?;
+        headers += check_record(&mut b, h, limits)?;
     }
     if !b.is_empty() {
         return Err(malformed("record batch has trailing bytes"));
     }
-    Ok(())
+    Ok(records.len() + h.record_count * RECORD_DECODED_BYTES + headers * HEADER_DECODED_BYTES)
 }
 
 /// Decode one or more concatenated RecordBatch v2 within `limits`: an
@@ -322,14 +336,26 @@ fn check_records(records: &Bytes, h: &Header, limits: &DecodeLimits) -> Result<(
 pub fn decode_bounded(mut bytes: Bytes, limits: &DecodeLimits) -> Result<Vec<KRecord>, BatchError> {
     let mut out: Vec<KRecord> = Vec::new();
     let mut decoded_left = limits.decoded_bytes_max;
+    let mut memory_left = limits.decoded_bytes_max.saturating_mul(2);
+    let mut batches = 0usize;
     while !bytes.is_empty() {
+        batches += 1;
+        if limits.batches_max.is_some_and(|m| batches > m) {
+            return Err(malformed("more record batches than allowed here"));
+        }
         let h = header(&bytes, limits.records_max - out.len())?;
         let mut batch = bytes.split_to(h.total_bytes);
-        let checked = std::cell::Cell::new(0usize);
+        let checked = std::cell::Cell::new((0usize, 0usize));
         let decompressor = |records: &mut Bytes, c: Compression| -> anyhow::Result<Bytes> {
             let plain = decompress(records, c, decoded_left)?;
-            check_records(&plain, &h, limits)?;
-            checked.set(plain.len());
+            let memory = check_records(&plain, &h, limits)?;
+            if memory > memory_left {
+                let e = format!(
+                    "the records would take about {memory} bytes decoded, past {memory_left}"
+                );
+                return Err(BatchError::OverLimit(e).into());
+            }
+            checked.set((plain.len(), memory));
             Ok(plain)
         };
         let set =
@@ -338,7 +364,9 @@ pub fn decode_bounded(mut bytes: Bytes, limits: &DecodeLimits) -> Result<Vec<KRe
                     Ok(b) => b,
                     Err(e) => malformed(format!("malformed record batch: {e}")),
                 })?;
-        decoded_left -= checked.get();
+        let (plain, memory) = checked.get();
+        decoded_left -= plain;
+        memory_left -= memory;
         out.extend(set.records);
     }
     Ok(out)
@@ -355,6 +383,7 @@ mod tests {
         records_max: 10_000,
         decoded_bytes_max: 1 << 20,
         headers_max: Some(16),
+        batches_max: None,
     };
 
     fn record(i: i64, value: &[u8]) -> KRecord {
@@ -452,6 +481,31 @@ mod tests {
         payload[0] = ((rec.len() - 1) * 2) as u8;
         let err = decode_bounded(forge(&payload, 0, 1), &LIMITS).unwrap_err();
         assert!(err.to_string().contains("headers"), "{err}");
+    }
+
+    #[test]
+    fn tiny_headers_cannot_expand_past_the_memory_budget() {
+        // 2,000 records of 200 empty headers each: 400,000 headers in about
+        // 800 KB of plain bytes, which would take ~40 MB decoded.
+        let mut body = vec![0u8, 0, 0, 1, 1, 0x90, 0x03]; // null key and value, 200 headers
+        for _ in 0..200 {
+            body.extend_from_slice(&[0, 1]); // empty key, null value
+        }
+        let len = (body.len() * 2) as u32;
+        let mut one = vec![(len & 0x7f) as u8 | 0x80, (len >> 7) as u8];
+        one.extend_from_slice(&body);
+        let payload: Vec<u8> = one
+            .iter()
+            .copied()
+            .cycle()
+            .take(one.len() * 2_000)
+            .collect();
+        let limits = DecodeLimits {
+            headers_max: None,
+            ..LIMITS
+        };
+        let err = decode_bounded(forge(&payload, 0, 2_000), &limits).unwrap_err();
+        assert!(err.to_string().contains("decoded"), "{err}");
     }
 
     #[test]

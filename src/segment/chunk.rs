@@ -20,7 +20,7 @@ use kafka_protocol::records::{
 /// one flush of one partition, and a flush is bounded by `batch_bytes_max`
 /// (64 MiB by default), so this leaves room while still bounding what a
 /// crafted chunk can make a reader allocate.
-pub const CHUNK_DECODED_BYTES_MAX: usize = 256 << 20;
+pub const CHUNK_DECODED_BYTES_MAX: usize = 128 << 20;
 /// Headers one produced record may carry at most.
 pub const RECORD_HEADERS_MAX: usize = 256;
 /// Record timestamps (ms since the epoch) accepted from producers: from
@@ -162,6 +162,26 @@ pub fn decode_chunk(
     expected_crc32c: u32,
     expected_count: u32,
 ) -> Result<Vec<Record>> {
+    decode_chunk_within(
+        key,
+        bytes,
+        expected_crc32c,
+        expected_count,
+        CHUNK_DECODED_BYTES_MAX,
+    )
+}
+
+/// [`decode_chunk`] within `decoded_bytes_max` decompressed bytes. A chunk
+/// is exactly what [`encode_chunk`] writes: one batch of plain records
+/// numbered 0..n, so a chunk spanning two batches (or claiming other
+/// offsets, or producer, transactional or control bits) is refused.
+pub fn decode_chunk_within(
+    key: &str,
+    bytes: Bytes,
+    expected_crc32c: u32,
+    expected_count: u32,
+    decoded_bytes_max: usize,
+) -> Result<Vec<Record>> {
     let crc = crc32c::crc32c(&bytes);
     if crc != expected_crc32c {
         return Err(Error::corrupt(
@@ -173,8 +193,9 @@ pub fn decode_chunk(
     }
     let limits = DecodeLimits {
         records_max: expected_count as usize,
-        decoded_bytes_max: CHUNK_DECODED_BYTES_MAX,
+        decoded_bytes_max,
         headers_max: None,
+        batches_max: Some(1),
     };
     let records = decode_bounded(bytes, &limits)
         .map_err(|e| Error::corrupt(key, format!("cannot decode record batch: {e}")))?;
@@ -185,6 +206,16 @@ pub fn decode_chunk(
                 "chunk holds {} records, the log says {expected_count}",
                 records.len()
             ),
+        ));
+    }
+    let shaped = records
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r.offset == i as i64 && r.producer_id < 0 && !r.transactional && !r.control);
+    if !shaped {
+        return Err(Error::corrupt(
+            key,
+            "chunk is not one batch of plain records numbered from 0",
         ));
     }
     Ok(records.into_iter().map(record_of).collect())
@@ -274,6 +305,20 @@ mod tests {
             let err = decode_chunk("segments/x.seg", Bytes::from(v), meta.crc32c, meta.record_count).unwrap_err();
             prop_assert!(err.to_string().contains("segments/x.seg"), "{}", err);
         }
+    }
+
+    #[test]
+    fn a_chunk_spanning_two_batches_is_refused() {
+        let r = |v: &'static str| Record {
+            value: Some(Bytes::from_static(v.as_bytes())),
+            ..Default::default()
+        };
+        let (a, _) = encode_chunk(&[r("a")], Compression::None).unwrap();
+        let (b, _) = encode_chunk(&[r("b")], Compression::None).unwrap();
+        let both = Bytes::from([a, b].concat());
+        let crc = crc32c::crc32c(&both);
+        let err = decode_chunk("segments/x.seg", both, crc, 2).unwrap_err();
+        assert!(err.to_string().contains("segments/x.seg"), "{err}");
     }
 
     #[test]

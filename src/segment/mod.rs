@@ -11,8 +11,8 @@ mod format;
 
 pub use bounded::{BatchError, DecodeLimits, BATCH_HEADER_BYTES, RECORD_BYTES_MIN};
 pub use chunk::{
-    decode_batches, decode_chunk, encode_batch, encode_chunk, ChunkMeta, Compression, Record,
-    CHUNK_DECODED_BYTES_MAX, RECORD_HEADERS_MAX, TIMESTAMP_MS_MAX,
+    decode_batches, decode_chunk, decode_chunk_within, encode_batch, encode_chunk, ChunkMeta,
+    Compression, Record, CHUNK_DECODED_BYTES_MAX, RECORD_HEADERS_MAX, TIMESTAMP_MS_MAX,
 };
 pub use format::{decode_segment, FooterEntry, SegmentBuilder, SEGMENT_MAGIC};
 
