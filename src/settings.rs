@@ -85,6 +85,9 @@ pub struct Settings {
     /// excepted); then the client gets a 503 with `Retry-After`. Must be
     /// over `fetch_wait_ms_max`.
     pub request_timeout_ms: u64,
+    /// Request bodies held at once, in bytes, over all connections; a
+    /// request that cannot get its share within a second answers 503.
+    pub bodies_bytes_max: usize,
 }
 
 impl Default for Settings {
@@ -118,6 +121,7 @@ impl Default for Settings {
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             request_timeout_ms: 40_000,
+            bodies_bytes_max: 128 << 20,
         }
     }
 }
@@ -157,6 +161,9 @@ impl Settings {
         }
         if self.header_read_timeout_ms == 0 || self.idle_timeout_ms == 0 {
             return Err("header_read_timeout_ms and idle_timeout_ms must be at least 1".into());
+        }
+        if self.bodies_bytes_max < self.request_bytes_max {
+            return Err("bodies_bytes_max cannot be under request_bytes_max".into());
         }
         if self.request_timeout_ms <= self.fetch_wait_ms_max {
             return Err(format!(

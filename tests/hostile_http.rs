@@ -8,6 +8,7 @@ mod common;
 
 use bytes::{Bytes, BytesMut};
 use common::http::{call, create_topic};
+use common::until;
 use kafka_protocol::records::{
     Compression, Record as KRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -182,5 +183,62 @@ async fn json_bodies_past_the_limits_get_4xx() {
         body["partitions"][0]["high_watermark"], 0,
         "nothing was written"
     );
+    agent.stop(5_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_held_at_once_stay_within_bodies_bytes_max() {
+    use tokio::io::AsyncWriteExt;
+    let settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        store: "memory://".into(),
+        linger_ms: 2,
+        soft_leader: false,
+        request_bytes_max: 1 << 20,
+        record_bytes_max: 1 << 20,
+        bodies_bytes_max: 1 << 20,
+        ..Settings::default()
+    };
+    let agent = RunningAgent::start(&settings).await.unwrap();
+    let url = format!("http://{}", agent.addr);
+    create_topic(&url, "t", 1).await;
+    // A slow upload claims the whole budget and sends only a few bytes.
+    let mut slow = tokio::net::TcpStream::connect(agent.addr).await.unwrap();
+    let head =
+        "POST /v1/topics/t/records HTTP/1.1\r\nhost: x\r\ncontent-length: 1048576\r\n\r\n{\"rec";
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let produce = json!({"records": [{"value": "a"}]});
+    let mut answer = (0, serde_json::Value::Null);
+    until(
+        "a produce is refused while the budget is held",
+        10,
+        async || {
+            let (s, e, h) = call(
+                "POST",
+                &format!("{url}/v1/topics/t/records"),
+                Some(produce.clone()),
+            )
+            .await;
+            answer = (s, e);
+            s == 503 && h.contains_key("retry-after")
+        },
+    )
+    .await;
+    assert_eq!(answer.1["error"]["code"], "busy", "{}", answer.1);
+    drop(slow);
+    until(
+        "the budget is back once the slow upload is gone",
+        10,
+        async || {
+            let (s, _, _) = call(
+                "POST",
+                &format!("{url}/v1/topics/t/records"),
+                Some(produce.clone()),
+            )
+            .await;
+            s == 200
+        },
+    )
+    .await;
     agent.stop(5_000).await;
 }

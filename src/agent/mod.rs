@@ -6,6 +6,7 @@
 //! accepted. It must hold no queue logic: handlers translate and delegate
 //! to `Node`.
 
+mod budget;
 mod error;
 mod extract;
 pub mod groups;
@@ -201,6 +202,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .fallback(ops::unknown_route)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.request_bytes_max))
+        .layer(axum::middleware::from_fn_with_state(
+            budget::BodyBudget::new(settings.bodies_bytes_max, settings.request_bytes_max),
+            budget::limit_bodies,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             deadline,
             ops::deadline,

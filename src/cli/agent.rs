@@ -85,6 +85,9 @@ pub struct HttpArgs {
     /// ms a request may take before a 503 [default: 40000].
     #[arg(long, env = "SKIFF_REQUEST_TIMEOUT_MS")]
     pub request_timeout_ms: Option<u64>,
+    /// Request body bytes held at once [default: 134217728].
+    #[arg(long, env = "SKIFF_BODIES_BYTES_MAX")]
+    pub bodies_bytes_max: Option<usize>,
 }
 
 macro_rules! overlay {
@@ -136,6 +139,7 @@ impl AgentArgs {
             header_read_timeout_ms,
             idle_timeout_ms,
             request_timeout_ms,
+            bodies_bytes_max,
         );
         Ok(s)
     }
