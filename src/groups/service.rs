@@ -363,15 +363,7 @@ async fn bodies(
     let mut undelivered = Undelivered {
         node,
         group,
-        receipts: leases
-            .iter()
-            .map(|l| Receipt {
-                topic: l.topic.clone(),
-                partition: l.partition,
-                offset: l.offset,
-                delivery_count: l.delivery_count,
-            })
-            .collect(),
+        receipts: leases.iter().map(|l| l.receipt()).collect(),
     };
     let mut out = Vec::with_capacity(leases.len());
     for l in leases {
@@ -385,12 +377,7 @@ async fn bodies(
             }
             Err(e) => return Err(e),
         };
-        let receipt = Receipt {
-            topic: l.topic.clone(),
-            partition: l.partition,
-            offset: l.offset,
-            delivery_count: l.delivery_count,
-        };
+        let receipt = l.receipt();
         out.push(Message {
             receipt: receipt.encode(),
             topic: l.topic,

@@ -6,7 +6,6 @@
 //! not interpret intents.
 
 use crate::error::{Error, Result};
-use crate::groups::Receipt;
 use crate::log::{Intent, Outcome};
 use tokio::sync::oneshot;
 
@@ -60,15 +59,7 @@ fn release_of((intent, outcome): (&Intent, &Outcome)) -> Option<Intent> {
     if leases.is_empty() {
         return None;
     }
-    let receipts = leases
-        .iter()
-        .map(|l| Receipt {
-            topic: l.topic.clone(),
-            partition: l.partition,
-            offset: l.offset,
-            delivery_count: l.delivery_count,
-        })
-        .collect();
+    let receipts = leases.iter().map(|l| l.receipt()).collect();
     Some(Intent::Nack {
         group: group.clone(),
         receipts,
