@@ -4,6 +4,7 @@
 //! store. See `DESIGN.md` for the invariants this crate keeps.
 
 pub mod agent;
+pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod client;

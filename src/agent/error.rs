@@ -133,6 +133,12 @@ impl From<Error> for ApiError {
     }
 }
 
+impl From<crate::api::BadInput> for ApiError {
+    fn from(b: crate::api::BadInput) -> Self {
+        ApiError::bad_request(b.0)
+    }
+}
+
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         ApiError::bad_request(r.body_text())

@@ -5,8 +5,8 @@
 //! malformed input named (400). It must not interpret the parsed values.
 
 use super::error::ApiError;
-use super::json::{ProduceBody, RecordIn};
 use super::AppState;
+use crate::api::{ProduceBody, RecordIn};
 use crate::error::Error;
 use crate::segment::{decode_batches, DecodeLimits, Record, RECORD_HEADERS_MAX};
 use axum::extract::{FromRequest, Request};
@@ -17,8 +17,7 @@ use serde::de::{
 };
 use std::cell::Cell;
 
-/// The binary produce body: one or more Kafka RecordBatch v2, concatenated.
-pub const KAFKA_BATCH_CONTENT_TYPE: &str = "application/x-kafka-record-batch";
+pub use crate::api::KAFKA_BATCH_CONTENT_TYPE;
 
 /// A JSON request body.
 pub struct JsonBody<T>(pub T);

@@ -10,7 +10,6 @@ mod budget;
 mod error;
 mod extract;
 pub mod groups;
-mod json;
 pub mod leader;
 pub mod listener;
 mod openapi;
@@ -20,11 +19,10 @@ mod records;
 mod topics;
 mod ws;
 
+pub use crate::api::records::*;
+pub use crate::api::{BadInput, FETCH_RECORDS_MAX, KAFKA_BATCH_CONTENT_TYPE};
 pub use error::{ApiError, ErrorBody, ErrorDetail, ValidRange};
-pub use extract::KAFKA_BATCH_CONTENT_TYPE;
-pub use json::*;
 pub use ops::prometheus;
-pub use records::FETCH_RECORDS_MAX;
 
 use crate::clock::SystemClock;
 use crate::node::Node;

@@ -5,10 +5,10 @@
 
 use super::error::ApiError;
 use super::extract::{ProduceInput, ProduceJson, KAFKA_BATCH_CONTENT_TYPE};
-use super::json::{
+use super::{wait_shutdown, AppState};
+use crate::api::{
     FetchQuery, FetchResponse, OffsetJson, ProduceBody, ProduceQuery, ProduceResponse, RecordOut,
 };
-use super::{wait_shutdown, AppState};
 use crate::fetch::{FetchRequest, FetchResult};
 use crate::ingest::{ProduceRecord, ProduceRequest};
 use crate::log::ProducerSeq;
@@ -20,8 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use std::sync::atomic::Ordering;
 
-/// Records fetched per request at most, and the default.
-pub const FETCH_RECORDS_MAX: usize = 10_000;
+pub use crate::api::FETCH_RECORDS_MAX;
 const FETCH_RECORDS_DEFAULT: usize = 1_000;
 const FETCH_BYTES_DEFAULT: usize = 1 << 20;
 const FETCH_BYTES_MAX: usize = 16 << 20;

@@ -3,8 +3,8 @@
 
 use super::error::ApiError;
 use super::extract::JsonBody;
-use super::json::{CreateTopic, TopicJson, TopicList};
 use super::AppState;
+use crate::api::{CreateTopic, TopicJson, TopicList};
 use crate::log::TopicConfig;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

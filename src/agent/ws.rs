@@ -4,8 +4,8 @@
 //! shuts down. It must not buffer more than one fetch per socket.
 
 use super::error::ApiError;
-use super::json::{RecordOut, SubscribeQuery};
 use super::{wait_shutdown, AppState};
+use crate::api::{RecordOut, SubscribeQuery};
 use crate::fetch::FetchRequest;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;

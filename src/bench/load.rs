@@ -5,7 +5,7 @@
 //! the run's duration or record count.
 
 use super::{BenchConfig, BodyFormat};
-use crate::agent::{ProduceBody, RecordIn};
+use crate::api::{ProduceBody, RecordIn};
 use crate::client::{Client, ClientError};
 use crate::segment::{encode_chunk, Compression, Record};
 use hdrhistogram::Histogram;

@@ -16,7 +16,8 @@ pub use raw::{measure_raw_store, RawStoreReport};
 pub use report::{BenchReport, Percentiles};
 pub use startup::StartupReport;
 
-use crate::agent::{CreateTopic, RunningAgent};
+use crate::agent::RunningAgent;
+use crate::api::CreateTopic;
 use crate::client::Client;
 use crate::node::NodeConfig;
 use crate::settings::Settings;

@@ -4,8 +4,8 @@
 //! long after a nack, and how long after a lease's visibility timeout, the
 //! message is handed out again. Every loop is bounded in time.
 
-use crate::agent::queues::{QueueBody, ReceiptsBody, ReceiveBody};
-use crate::agent::{ProduceBody, RecordIn};
+use crate::api::queues::{QueueBody, ReceiptsBody, ReceiveBody};
+use crate::api::{ProduceBody, RecordIn};
 use crate::client::Client;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};

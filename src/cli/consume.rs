@@ -3,7 +3,7 @@
 //! new ones. One task per partition feeds a bounded channel.
 
 use super::Remote;
-use crate::agent::RecordOut;
+use crate::api::RecordOut;
 use crate::client::Client;
 use tokio::sync::mpsc;
 

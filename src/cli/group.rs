@@ -4,7 +4,7 @@
 //! fenced.
 
 use super::Remote;
-use crate::agent::groups::{CommitBody, JoinBody, OffsetIn, ResetBody};
+use crate::api::groups::{CommitBody, JoinBody, OffsetIn, ResetBody};
 use crate::client::Client;
 use clap::Subcommand;
 

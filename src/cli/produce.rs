@@ -2,7 +2,7 @@
 //! sent in batches of up to `--batch-records` lines or 1 MiB per request.
 
 use super::Remote;
-use crate::agent::{ProduceBody, RecordIn};
+use crate::api::{ProduceBody, RecordIn};
 use crate::client::Client;
 use anyhow::Context;
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! `skiff queue create|describe|receive|ack|nack|dlq|redrive`.
 
 use super::Remote;
-use crate::agent::queues::{MessageJson, QueueBody, ReceiptsBody, ReceiveBody};
+use crate::api::queues::{MessageJson, QueueBody, ReceiptsBody, ReceiveBody};
 use crate::client::Client;
 use clap::Subcommand;
 

@@ -1,7 +1,7 @@
 //! `skiff topic create|list|describe|delete`.
 
 use super::Remote;
-use crate::agent::{CreateTopic, TopicJson};
+use crate::api::{CreateTopic, TopicJson};
 use crate::client::Client;
 use clap::Subcommand;
 

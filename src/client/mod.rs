@@ -2,16 +2,14 @@
 //! tests. It owns HTTP calls and error decoding (`{"error":{"code",
 //! "message"}}` into [`ClientError::Api`]); it must not retry on its own.
 
-use crate::agent::{
-    CreateTopic, FetchResponse, ProduceBody, ProduceResponse, TopicJson, TopicList,
-};
+use crate::api::{CreateTopic, FetchResponse, ProduceBody, ProduceResponse, TopicJson, TopicList};
 use reqwest::Method;
 
 /// What a fetch answer in RecordBatch form may hold: the server's own
 /// per-fetch limits, with room for framing, so a hostile server cannot make
 /// the client allocate past them.
 const FETCH_DECODE_LIMITS: crate::segment::DecodeLimits = crate::segment::DecodeLimits {
-    records_max: crate::agent::FETCH_RECORDS_MAX,
+    records_max: crate::api::FETCH_RECORDS_MAX,
     decoded_bytes_max: 64 << 20,
     headers_max: None,
     batches_max: None,
@@ -242,10 +240,10 @@ impl Client {
     }
 }
 
-use crate::agent::groups::{
+use crate::api::groups::{
     CommitBody, GroupJson, GroupList, JoinBody, MembershipJson, OffsetsJson, ResetBody,
 };
-use crate::agent::queues::{
+use crate::api::queues::{
     MessagesJson, QueueBody, QueueJson, ReceiptResults, ReceiptsBody, ReceiveBody, RedriveJson,
 };
 
@@ -255,7 +253,7 @@ fn kafka_batches(
     req: reqwest::RequestBuilder,
     header: reqwest::header::HeaderName,
 ) -> reqwest::RequestBuilder {
-    req.header(header, crate::agent::KAFKA_BATCH_CONTENT_TYPE)
+    req.header(header, crate::api::KAFKA_BATCH_CONTENT_TYPE)
 }
 
 impl Client {

@@ -1,8 +1,9 @@
-//! The HTTP API's JSON shapes (a contract: extend, never change) and their
-//! conversion to and from library types: UTF-8 or base64 keys and values,
-//! string headers. It must not perform requests.
+//! The record and topic wire shapes of the HTTP API (a contract: extend,
+//! never change) and their conversion to and from library types: UTF-8 or
+//! base64 keys and values, string headers. Shared by the server, the
+//! client, the CLI and the bench. It must not perform requests.
 
-use super::error::ApiError;
+use super::BadInput;
 use crate::fetch::FetchedRecord;
 use crate::log::ProducerSeq;
 use crate::node::TopicInfo;
@@ -159,22 +160,22 @@ fn bytes_of(
     b64: Option<String>,
     what: &str,
     i: usize,
-) -> Result<Option<Bytes>, ApiError> {
+) -> Result<Option<Bytes>, BadInput> {
     match (text, b64) {
-        (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
+        (Some(_), Some(_)) => Err(BadInput::new(format!(
             "record {i}: give {what} or {what}_base64, not both"
         ))),
         (Some(t), None) => Ok(Some(Bytes::from(t))),
         (None, Some(b)) => B64
             .decode(b.as_bytes())
             .map(|v| Some(Bytes::from(v)))
-            .map_err(|e| ApiError::bad_request(format!("record {i}: bad {what}_base64: {e}"))),
+            .map_err(|e| BadInput::new(format!("record {i}: bad {what}_base64: {e}"))),
         (None, None) => Ok(None),
     }
 }
 
 impl RecordIn {
-    pub fn into_record(self, i: usize, now_ms: i64) -> Result<Record, ApiError> {
+    pub fn into_record(self, i: usize, now_ms: i64) -> Result<Record, BadInput> {
         Ok(Record {
             key: bytes_of(self.key, self.key_base64, "key", i)?,
             value: bytes_of(self.value, self.value_base64, "value", i)?,
