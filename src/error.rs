@@ -6,8 +6,10 @@
 
 use crate::store::StoreError;
 
-/// What a caller should do about an error.
+/// What a caller should do about an error. New kinds may be added: match
+/// with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The request is wrong; fix it (HTTP 400).
     Invalid,
@@ -27,8 +29,10 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// Every error the Skiff library returns.
+/// Every error the Skiff library returns. New variants may be added: match
+/// on [`Error::kind`], or with a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),

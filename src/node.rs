@@ -20,6 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
+/// The longest pause between tail attempts while the store fails.
+const TAIL_BACKOFF_MS_MAX: u64 = 5_000;
+
 /// Everything a node needs to know, with production defaults.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -392,7 +395,7 @@ async fn tail_loop(node: std::sync::Weak<Node>, interval_ms: u64) {
             Ok(()) => backoff_ms = interval_ms.max(1),
             Err(e) => {
                 tracing::warn!(error = %e, "tailing the log failed; backing off");
-                backoff_ms = (backoff_ms * 2).min(5_000);
+                backoff_ms = (backoff_ms * 2).min(TAIL_BACKOFF_MS_MAX);
             }
         }
     }

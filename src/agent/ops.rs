@@ -18,6 +18,10 @@ use std::sync::OnceLock;
 use tracing::Instrument;
 use utoipa::OpenApi;
 
+/// A view of the log at most this old (or `view_ttl_ms`, if longer) is
+/// fresh enough for `/readyz`.
+const READY_VIEW_AGE_MS_MIN: u64 = 1_000;
+
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The process-wide Prometheus recorder (installed on first use).
@@ -50,7 +54,7 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
             f.since_ms, f.last_error
         ));
     }
-    let fresh = s.node.log().config().view_ttl_ms.max(1_000);
+    let fresh = s.node.log().config().view_ttl_ms.max(READY_VIEW_AGE_MS_MIN);
     match s.node.log().view_age_ms() {
         Some(age) if age <= fresh => {}
         age => return not_ready(format!("the view of the log is stale (age {age:?} ms)")),

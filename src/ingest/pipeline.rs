@@ -58,6 +58,19 @@ pub struct IngestConfig {
     pub compression: Compression,
 }
 
+/// A refused producer is told to retry after this many lingers, and no
+/// sooner than [`BACKPRESSURE_RETRY_MS_MIN`].
+const BACKPRESSURE_RETRY_LINGERS: u64 = 4;
+/// See [`BACKPRESSURE_RETRY_LINGERS`].
+const BACKPRESSURE_RETRY_MS_MIN: u64 = 100;
+
+impl IngestConfig {
+    /// When a producer refused by backpressure should retry.
+    pub fn retry_after_ms(&self) -> u64 {
+        (self.linger_ms * BACKPRESSURE_RETRY_LINGERS).max(BACKPRESSURE_RETRY_MS_MIN)
+    }
+}
+
 impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
@@ -111,7 +124,7 @@ struct Shared {
 }
 
 /// Where a flush's chunks are: an uploading segment or an inline blob.
-enum Placement {
+enum FlushLocation {
     Segment {
         key: Arc<str>,
         starts: Vec<Vec<u64>>,
@@ -127,7 +140,7 @@ struct Flush {
     pending: Vec<Pending>,
     submitted: Vec<Submitted>,
     groups: Vec<Group>,
-    placement: Placement,
+    placement: FlushLocation,
     bytes: usize,
 }
 
@@ -192,7 +205,7 @@ impl Ingester {
             s.stats.backpressured.fetch_add(1, Ordering::Relaxed);
             return Err(Error::Backpressure {
                 pending_bytes: prev,
-                retry_after_ms: (s.config.linger_ms * 4).max(100),
+                retry_after_ms: s.config.retry_after_ms(),
             });
         }
         let (reply, rx) = oneshot::channel();
@@ -241,7 +254,7 @@ impl Ingester {
                 s.stats.backpressured.fetch_add(1, Ordering::Relaxed);
                 return Err(Error::Backpressure {
                     pending_bytes: b.bytes,
-                    retry_after_ms: (s.config.linger_ms * 4).max(100),
+                    retry_after_ms: s.config.retry_after_ms(),
                 });
             }
             if b.opened_at.is_none() {
@@ -481,7 +494,7 @@ async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result
                 Created::Theirs(_) => Err(Error::Internal(format!("segment key {k} collided"))),
             }
         });
-        Placement::Segment {
+        FlushLocation::Segment {
             key,
             starts,
             upload,
@@ -504,7 +517,7 @@ async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result
         s.stats.inline_flushes.fetch_add(1, Ordering::Relaxed);
         let blob = blob.freeze();
         share_chunks(&mut groups, &starts, &blob);
-        Placement::Inline { blob, starts }
+        FlushLocation::Inline { blob, starts }
     };
     Ok(Flush {
         pending,
@@ -587,7 +600,7 @@ async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
     for mut f in flushes {
         // Submitted intents do not depend on the flush's segment.
         submitted.append(&mut f.submitted);
-        if let Placement::Segment { upload, .. } = &mut f.placement {
+        if let FlushLocation::Segment { upload, .. } = &mut f.placement {
             let r = match upload.await {
                 Ok(r) => r,
                 Err(e) => Err(Error::Internal(format!("segment upload task failed: {e}"))),
@@ -610,8 +623,8 @@ async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
     let mut cache_fill: Vec<(Arc<str>, u64, Bytes)> = Vec::new();
     for f in &ready {
         let (seg_key, starts, blob_base) = match &f.placement {
-            Placement::Segment { key, starts, .. } => (Some(key.clone()), starts, 0),
-            Placement::Inline { blob: b, starts } => {
+            FlushLocation::Segment { key, starts, .. } => (Some(key.clone()), starts, 0),
+            FlushLocation::Inline { blob: b, starts } => {
                 let base = blob.len() as u64;
                 blob.extend_from_slice(b);
                 (None, starts, base)

@@ -56,6 +56,10 @@ pub(super) fn reject(kind: RejectKind, message: String) -> Outcome {
     Outcome::Rejected(Rejection { kind, message })
 }
 
+/// Idle producers are forgotten every this many entries (part of what
+/// `apply` derives: changing it changes replayed state).
+const PRODUCER_EXPIRY_EVERY_ENTRIES: u64 = 1024;
+
 /// Apply the entry at `seq` (which must be `state.seq + 1`).
 pub fn apply(state: &mut State, seq: u64, entry: &LogEntry) -> Vec<Outcome> {
     assert_eq!(seq, state.seq + 1, "entries are applied in sequence order");
@@ -84,7 +88,7 @@ pub fn apply(state: &mut State, seq: u64, entry: &LogEntry) -> Vec<Outcome> {
         .iter()
         .map(|i| apply_intent(state, seq, i))
         .collect();
-    if seq % 1024 == 0 {
+    if seq % PRODUCER_EXPIRY_EVERY_ENTRIES == 0 {
         let horizon = state.clock_ms.saturating_sub(PRODUCER_EXPIRY_MS);
         state.producers.retain(|_, p| p.last_seen_ms >= horizon);
     }

@@ -159,6 +159,10 @@ impl std::fmt::Debug for HookCell {
     }
 }
 
+/// Catch-up passes a forwarded commit waits for before its answer is
+/// uncertain.
+const CATCH_UP_PASSES_MAX: usize = 8;
+
 impl CommitLog {
     /// Start from the newest readable checkpoint plus the entries after it.
     pub async fn open(
@@ -356,7 +360,7 @@ impl CommitLog {
     /// commit all exist once the leader answered, so one pass normally
     /// suffices; a few more cover a racing tail.
     async fn await_applied(&self, seq: u64) -> Result<()> {
-        for _ in 0..8 {
+        for _ in 0..CATCH_UP_PASSES_MAX {
             if self.head() >= seq {
                 return Ok(());
             }
