@@ -6,6 +6,23 @@
 
 use crate::store::StoreError;
 
+/// Why `apply` refused an intent; the same on every replica.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rejection {
+    pub kind: RejectKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RejectKind {
+    /// A topic or partition that does not exist (any more).
+    NotFound,
+    /// Conflicts with state: topic exists, fenced or out-of-order producer.
+    Conflict,
+    /// Malformed intent.
+    Invalid,
+}
+
 /// What a caller should do about an error. New kinds may be added: match
 /// with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +93,7 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
     #[error("rejected by the log: {}", .0.message)]
-    Rejected(crate::log::Rejection),
+    Rejected(Rejection),
     #[error("the commit could not be confirmed durable: {0}")]
     CommitUncertain(String),
     #[error("the agent is shutting down")]
@@ -107,9 +124,9 @@ impl Error {
             }
             Error::Invalid(_) => ErrorKind::Invalid,
             Error::Rejected(r) => match r.kind {
-                crate::log::RejectKind::NotFound => ErrorKind::NotFound,
-                crate::log::RejectKind::Conflict => ErrorKind::Conflict,
-                crate::log::RejectKind::Invalid => ErrorKind::Invalid,
+                RejectKind::NotFound => ErrorKind::NotFound,
+                RejectKind::Conflict => ErrorKind::Conflict,
+                RejectKind::Invalid => ErrorKind::Invalid,
             },
         }
     }

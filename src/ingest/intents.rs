@@ -70,6 +70,15 @@ fn release_of((intent, outcome): (&Intent, &Outcome)) -> Option<Intent> {
 /// Fail every submission with (a copy of) `e`.
 pub(crate) fn fail(submitted: Vec<Submitted>, e: &Error) {
     for s in submitted {
-        let _ = s.reply.send(Err(super::pipeline::replicate(e)));
+        let _ = s.reply.send(Err(replicate(e)));
+    }
+}
+
+/// One error, repeated for every waiter of a failed flush.
+pub(super) fn replicate(e: &Error) -> Error {
+    match e {
+        Error::Store(se) => Error::Store(se.clone()),
+        Error::ShuttingDown => Error::ShuttingDown,
+        other => Error::CommitUncertain(other.to_string()),
     }
 }

@@ -7,7 +7,7 @@
 //! `Backpressure`. It must never answer a request before its commit landed.
 
 use super::batch::{build_groups, offsets_of, Group, Pending, ProduceRequest};
-use super::intents::{self, Submitted, SUBMITTED_MAX};
+use super::intents::{self, replicate, Submitted, SUBMITTED_MAX};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::fetch::ChunkCache;
@@ -536,15 +536,6 @@ fn share_chunks(groups: &mut [Group], starts: &[Vec<u64>], body: &Bytes) {
             let from = start as usize;
             c.bytes = body.slice(from..from + c.bytes.len());
         }
-    }
-}
-
-/// One error, repeated for every waiter of a failed flush.
-pub(super) fn replicate(e: &Error) -> Error {
-    match e {
-        Error::Store(se) => Error::Store(se.clone()),
-        Error::ShuttingDown => Error::ShuttingDown,
-        other => Error::CommitUncertain(other.to_string()),
     }
 }
 

@@ -3,8 +3,9 @@
 //! clock. Pure and deterministic like the rest of `apply`; the state
 //! machines themselves live in `crate::groups`.
 
-use super::apply::{apply_append, reject, Outcome, RejectKind};
+use super::append::apply_append;
 use super::entry::Intent;
+use super::outcome::{reject, Outcome, RejectKind};
 use super::state::State;
 use crate::groups::QueueGroup;
 

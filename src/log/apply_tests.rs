@@ -1,9 +1,10 @@
 //! Unit and property tests of `apply`: determinism across replicas, dense
 //! offsets, identical rejections, idempotent producers.
 
-use super::apply::{apply, Outcome};
+use super::apply::apply;
 use super::entry::*;
 use super::invariants;
+use super::outcome::Outcome;
 use super::state::State;
 use proptest::prelude::*;
 use std::sync::Arc;

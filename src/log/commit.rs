@@ -10,10 +10,11 @@
 //! other writers' entries is `tail.rs`; it must not decide outcomes (that is
 //! `apply`) or batch work (that is `ingest`).
 
-use super::apply::{apply, Outcome};
+use super::apply::apply;
 use super::entry::{log_key, EncodedEntry, Intent, LogEntry};
 use super::forward::{ForwardError, Forwarder};
 use super::invariants;
+pub use super::outcome::{Committed, Outcome};
 use super::recent::RecentEntries;
 use super::sequencer::Sequencer;
 use super::state::{checkpoint_key, State};
@@ -84,13 +85,6 @@ pub struct LogStats {
     pub forward_fallbacks: AtomicU64,
     /// Entries learnt from the leader rather than read from the store.
     pub entries_followed: AtomicU64,
-}
-
-/// A landed commit: where it landed and what `apply` made of each intent.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Committed {
-    pub seq: u64,
-    pub outcomes: Vec<Outcome>,
 }
 
 #[derive(Debug)]

@@ -11,7 +11,7 @@
 //! contract; the HTTP side lives in `agent::leader`, and it must not know
 //! about HTTP.
 
-use super::commit::Committed;
+use super::outcome::Committed;
 use async_trait::async_trait;
 use bytes::Bytes;
 

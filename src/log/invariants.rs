@@ -3,7 +3,8 @@
 //! log, chunk ranges sane, bounded remembered state. It owns the statements
 //! of the rules; it must not repair anything: a violation is a bug.
 
-use super::apply::{PRODUCER_RECENT_MAX, RECENT_COMMITS_MAX};
+use super::append::PRODUCER_RECENT_MAX;
+use super::apply::RECENT_COMMITS_MAX;
 use super::state::State;
 
 /// Check every invariant; the error names the first one broken.

@@ -5,6 +5,7 @@
 //! old entries and unreferenced segments. It must not batch records or talk
 //! HTTP, and uses the store only through the `Store` trait.
 
+mod append;
 mod apply;
 mod apply_groups;
 mod commit;
@@ -12,12 +13,13 @@ mod entry;
 mod forward;
 mod gc;
 pub mod invariants;
+mod outcome;
 mod recent;
 mod sequencer;
 mod state;
 mod tail;
 
-pub use apply::{apply, Outcome, RejectKind, Rejection, PARTITIONS_MAX};
+pub use apply::{apply, PARTITIONS_MAX};
 pub use commit::{ApplyHook, CommitLog, Committed, LogConfig, LogStats};
 pub use entry::{
     log_key, validate_topic_name, Append, ChunkIntent, EncodedEntry, Intent, Location, LogEntry,
@@ -25,6 +27,7 @@ pub use entry::{
 };
 pub use forward::{ForwardError, Forwarder};
 pub use gc::{collect_garbage, GcConfig, GcReport};
+pub use outcome::{Outcome, RejectKind, Rejection};
 pub use state::{
     checkpoint_key, retention_start, ChunkRef, ObjectRef, PartitionState, ProducerState, State,
     TopicState,

@@ -8,8 +8,8 @@
 //! it. It is plain data: it does no I/O and never applies anything itself
 //! (that is `CommitLog`, which calls it under one lock).
 
-use super::commit::Committed;
 use super::entry::EncodedEntry;
+use super::outcome::Committed;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio::sync::oneshot;
 

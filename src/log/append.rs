@@ -1,0 +1,120 @@
+//! Applying one `Append` (pure, part of `apply`): topic and partition
+//! checks, idempotent-producer sequencing and fencing, and placing the
+//! chunks at the partition's high watermark. Shared by plain appends and
+//! dead-letter copies. It must not do I/O, read clocks or use randomness.
+
+use super::entry::{Append, Location};
+use super::outcome::{reject, Outcome, RejectKind};
+use super::state::{ChunkRef, ObjectRef, ProducerState, State};
+use std::collections::VecDeque;
+
+/// Recent results remembered per idempotent producer (as Kafka keeps 5).
+pub const PRODUCER_RECENT_MAX: usize = 5;
+
+pub(super) fn apply_append(state: &mut State, seq: u64, a: &Append) -> Outcome {
+    for c in &a.chunks {
+        match state.topics.get(&c.topic) {
+            Some(t) if t.id == c.topic_id => {
+                if c.partition as usize >= t.partitions.len() {
+                    return reject(
+                        RejectKind::NotFound,
+                        format!("topic {:?} has no partition {}", c.topic, c.partition),
+                    );
+                }
+            }
+            _ => return reject(RejectKind::NotFound, format!("unknown topic {:?}", c.topic)),
+        }
+        if c.record_count == 0 {
+            return reject(RejectKind::Invalid, "empty chunk".into());
+        }
+    }
+    if let Some(p) = &a.producer {
+        if let Some(st) = state.producers.get(&p.id) {
+            if p.epoch < st.epoch {
+                return reject(
+                    RejectKind::Conflict,
+                    format!(
+                        "producer {} is fenced: epoch {} is older than {}",
+                        p.id, p.epoch, st.epoch
+                    ),
+                );
+            }
+            if p.epoch == st.epoch {
+                if let Some((_, offsets)) = st.recent.iter().find(|(s, _)| *s == p.sequence) {
+                    return Outcome::Duplicate(offsets.clone());
+                }
+                let Some(expected) = st.last_sequence.checked_add(1) else {
+                    return reject(
+                        RejectKind::Invalid,
+                        format!("producer {} has used up its sequence numbers", p.id),
+                    );
+                };
+                if p.sequence != expected {
+                    return reject(
+                        RejectKind::Conflict,
+                        format!(
+                            "producer {} sequence {} is out of order: expected {expected}",
+                            p.id, p.sequence,
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let mut bases = Vec::with_capacity(a.chunks.len());
+    for c in &a.chunks {
+        let (object, start, len) = match &c.location {
+            Location::Segment { key, start, len } => {
+                (ObjectRef::Segment(key.clone()), *start, *len)
+            }
+            Location::Inline { start, len } => (
+                ObjectRef::Log(seq),
+                start + super::entry::ENTRY_HEADER_BYTES,
+                *len,
+            ),
+        };
+        let Some(part) = state
+            .topics
+            .get_mut(&c.topic)
+            .and_then(|t| t.partitions.get_mut(c.partition as usize))
+        else {
+            unreachable!("validated above");
+        };
+        let base = part.high_watermark;
+        part.chunks.push_back(ChunkRef {
+            base_offset: base,
+            record_count: c.record_count,
+            max_timestamp_ms: c.max_timestamp_ms,
+            crc32c: c.crc32c,
+            object,
+            start,
+            len,
+        });
+        part.high_watermark += c.record_count as u64;
+        part.bytes += len as u64;
+        bases.push(base);
+    }
+    if let Some(p) = &a.producer {
+        let clock = state.clock_ms;
+        let st = state
+            .producers
+            .entry(p.id)
+            .or_insert_with(|| ProducerState {
+                epoch: p.epoch,
+                last_sequence: p.sequence,
+                recent: VecDeque::new(),
+                last_seen_ms: clock,
+            });
+        if st.epoch != p.epoch {
+            st.epoch = p.epoch;
+            st.recent.clear();
+        }
+        st.last_sequence = p.sequence;
+        st.last_seen_ms = clock;
+        st.recent.push_back((p.sequence, bases.clone()));
+        if st.recent.len() > PRODUCER_RECENT_MAX {
+            st.recent.pop_front();
+        }
+    }
+    Outcome::Appended(bases)
+}
