@@ -17,6 +17,7 @@ pub mod log;
 pub mod node;
 pub mod process;
 pub mod segment;
+pub mod service;
 pub mod settings;
 pub mod store;
 

@@ -1,12 +1,12 @@
 //! Stream-group routes: join, heartbeat, leave, fenced offset commits,
 //! describe with lag, reset, list. Shapes are a contract (extend, never
-//! change). It only translates between HTTP and `groups::service`.
+//! change). It only translates between HTTP and `service`.
 
 use super::error::ApiError;
 use super::extract::JsonBody;
 use super::AppState;
 pub use crate::api::groups::*;
-use crate::groups::service::{self, ResetTo};
+use crate::service::{self, ResetTo};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

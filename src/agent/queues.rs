@@ -1,7 +1,7 @@
 //! Queue-group routes: configure, receive (leases with bodies, long-poll
 //! only when nothing is available), ack/nack/extend by receipt, describe.
 //! Shapes are a contract (extend, never change). It only translates between
-//! HTTP and `groups::service`.
+//! HTTP and `service`.
 
 use super::error::ApiError;
 use super::extract::JsonBody;
@@ -9,8 +9,8 @@ use super::AppState;
 pub use crate::api::queues::*;
 use crate::api::RecordOut;
 use crate::fetch::FetchedRecord;
-use crate::groups::service::{self, Settle};
 use crate::groups::QueueConfig;
+use crate::service::{self, Settle};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

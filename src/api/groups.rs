@@ -2,7 +2,7 @@
 //! change), shared by the server, the client, the CLI and the bench, with
 //! their conversion from library types. It must not perform requests.
 
-use crate::groups::service::Owned;
+use crate::service::Owned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
