@@ -8,7 +8,8 @@
 //! retention allows) and the writer's clock (within a stated skew) are
 //! checked too. It owns these checks; it must not commit or change entries.
 
-use super::pipeline::{check_record, check_record_within, IngestConfig, PRODUCER_SEQUENCE_MAX};
+use super::config::{IngestConfig, PRODUCER_SEQUENCE_MAX};
+use super::limits::{check_record, check_record_within};
 use crate::error::{Error, Result};
 use crate::groups::queue::{dlq_topic, RECEIPTS_MAX, RECEIVE_MESSAGES_MAX, VISIBILITY_MS_MAX};
 use crate::log::{

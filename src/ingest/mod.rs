@@ -7,8 +7,11 @@
 
 pub mod admit;
 mod batch;
+mod config;
 mod intents;
+mod limits;
 mod pipeline;
 
 pub use batch::{ProduceRecord, ProduceRequest};
-pub use pipeline::{IngestConfig, IngestStats, Ingester};
+pub use config::{IngestConfig, PRODUCER_SEQUENCE_MAX};
+pub use pipeline::{IngestStats, Ingester};

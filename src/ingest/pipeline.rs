@@ -7,7 +7,9 @@
 //! `Backpressure`. It must never answer a request before its commit landed.
 
 use super::batch::{build_groups, offsets_of, Group, Pending, ProduceRequest};
+use super::config::IngestConfig;
 use super::intents::{self, replicate, Submitted, SUBMITTED_MAX};
+use super::limits::validate;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::fetch::ChunkCache;
@@ -15,79 +17,15 @@ use crate::log::{
     new_commit_id, Append, ChunkIntent, CommitLog, EncodedEntry, Intent, Location, LogEntry,
     Outcome,
 };
-use crate::segment::{
-    new_segment_key, Compression, Record, SegmentBuilder, RECORD_HEADERS_MAX, TIMESTAMP_MS_MAX,
-};
+use crate::segment::{new_segment_key, SegmentBuilder};
 use crate::store::{create_resolving, Created, SharedStore};
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
-
-/// Producer sequences above this are refused, so a producer's next
-/// sequence never wraps (Kafka's are 31 bits; ours 63).
-pub const PRODUCER_SEQUENCE_MAX: u64 = i64::MAX as u64;
-
-/// Write-path settings.
-#[derive(Debug, Clone)]
-pub struct IngestConfig {
-    /// How long the first record of a batch waits for company.
-    pub linger_ms: u64,
-    /// A batch this large is flushed at once.
-    pub segment_bytes_target: usize,
-    /// Accepted-but-unanswered bytes past which produce gets backpressure.
-    pub batch_bytes_max: usize,
-    /// Flushes up to this size travel inside the log entry (one round trip).
-    pub inline_bytes_max: usize,
-    pub record_bytes_max: usize,
-    pub request_bytes_max: usize,
-    /// Records one produce request may hold at most (bounds what parsing
-    /// a body of tiny records can expand into).
-    pub request_records_max: usize,
-    /// Flushes encoded or uploading ahead of the committer.
-    pub flushes_in_flight_max: usize,
-    /// Flushes folded into one log entry at most.
-    pub entry_flushes_max: usize,
-    /// Log entries this agent has in flight at once (pipelining, DESIGN
-    /// §4.1): with one, every flush also waits for the previous commit.
-    pub commits_in_flight_max: usize,
-    pub compression: Compression,
-}
-
-/// A refused producer is told to retry after this many lingers, and no
-/// sooner than [`BACKPRESSURE_RETRY_MS_MIN`].
-const BACKPRESSURE_RETRY_LINGERS: u64 = 4;
-/// See [`BACKPRESSURE_RETRY_LINGERS`].
-const BACKPRESSURE_RETRY_MS_MIN: u64 = 100;
-
-impl IngestConfig {
-    /// When a producer refused by backpressure should retry.
-    pub fn retry_after_ms(&self) -> u64 {
-        (self.linger_ms * BACKPRESSURE_RETRY_LINGERS).max(BACKPRESSURE_RETRY_MS_MIN)
-    }
-}
-
-impl Default for IngestConfig {
-    fn default() -> Self {
-        IngestConfig {
-            linger_ms: 5,
-            segment_bytes_target: 8 << 20,
-            batch_bytes_max: 64 << 20,
-            inline_bytes_max: 64 << 10,
-            record_bytes_max: 1 << 20,
-            request_bytes_max: 32 << 20,
-            request_records_max: 100_000,
-            flushes_in_flight_max: 4,
-            entry_flushes_max: 16,
-            commits_in_flight_max: 4,
-            compression: Compression::None,
-        }
-    }
-}
 
 /// Counters about the write path.
 #[derive(Debug, Default)]
@@ -313,88 +251,6 @@ fn push_detached(s: &Shared, intents: Vec<Intent>) {
         b.submitted.push(Submitted { intents, reply });
     }
     s.wake.notify_one();
-}
-
-/// Check a produce request against the write path's limits and the topics
-/// as this agent knows them: what it costs in bytes, and the topic ids it
-/// was checked against.
-fn validate(
-    cfg: &IngestConfig,
-    log: &CommitLog,
-    request: &ProduceRequest,
-) -> Result<(BTreeMap<String, u64>, usize)> {
-    if request.records.is_empty() {
-        return Err(Error::Invalid(
-            "a produce request needs at least one record".into(),
-        ));
-    }
-    if request.records.len() > cfg.request_records_max {
-        return Err(Error::OverLimit(format!(
-            "a produce request holds at most {} records (request_records_max), this one {}",
-            cfg.request_records_max,
-            request.records.len()
-        )));
-    }
-    if let Some(p) = request
-        .producer
-        .filter(|p| p.sequence > PRODUCER_SEQUENCE_MAX)
-    {
-        return Err(Error::Invalid(format!(
-            "producer sequence {} is past {PRODUCER_SEQUENCE_MAX}",
-            p.sequence
-        )));
-    }
-    let mut topic_ids = BTreeMap::new();
-    let mut total = 0usize;
-    let st = log.state();
-    for r in &request.records {
-        total += check_record(cfg, &r.record)?;
-        if !topic_ids.contains_key(&r.topic) {
-            let t = st.topic(&r.topic)?;
-            topic_ids.insert(r.topic.clone(), t.id);
-        }
-        st.partition(&r.topic, r.partition)?;
-    }
-    if total > cfg.request_bytes_max {
-        return Err(Error::RequestTooLarge {
-            bytes: total,
-            max: cfg.request_bytes_max,
-        });
-    }
-    Ok((topic_ids, total))
-}
-
-/// One record's size, headers and timestamp against the limits; its cost.
-pub(crate) fn check_record(cfg: &IngestConfig, r: &Record) -> Result<usize> {
-    check_record_within(r, cfg.record_bytes_max, RECORD_HEADERS_MAX)
-}
-
-/// [`check_record`] with explicit size and header limits.
-pub(crate) fn check_record_within(
-    r: &Record,
-    bytes_max: usize,
-    headers_max: usize,
-) -> Result<usize> {
-    let size = r.approx_bytes();
-    if size > bytes_max {
-        return Err(Error::RecordTooLarge {
-            bytes: size,
-            max: bytes_max,
-        });
-    }
-    if r.headers.len() > headers_max {
-        return Err(Error::OverLimit(format!(
-            "a record carries at most {headers_max} headers, this one {}",
-            r.headers.len()
-        )));
-    }
-    if !(0..=TIMESTAMP_MS_MAX).contains(&r.timestamp_ms) {
-        return Err(Error::Invalid(format!(
-            "timestamp_ms {} is outside 0..={TIMESTAMP_MS_MAX}",
-            r.timestamp_ms
-        )));
-    }
-    Ok(size)
 }
 
 async fn flusher(s: Arc<Shared>, tx: mpsc::Sender<Flush>) {
@@ -722,6 +578,7 @@ mod tests {
     use crate::clock::SystemClock;
     use crate::ingest::ProduceRecord;
     use crate::log::{LogConfig, TopicConfig};
+    use crate::segment::Record;
 
     /// A batch whose encoding panics (timestamps so far apart that the
     /// codec's delta overflows; `validate` refuses such records, so this
