@@ -7,11 +7,14 @@
 
 pub mod admit;
 mod batch;
+mod committer;
 mod config;
 mod intents;
 mod limits;
 mod pipeline;
+mod shared;
 
 pub use batch::{ProduceRecord, ProduceRequest};
 pub use config::{IngestConfig, PRODUCER_SEQUENCE_MAX};
-pub use pipeline::{IngestStats, Ingester};
+pub use pipeline::Ingester;
+pub use shared::IngestStats;
