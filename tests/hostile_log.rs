@@ -309,3 +309,30 @@ async fn an_unreadable_chunk_fails_only_its_own_offsets() {
     .await;
     assert!(!got.contains(&1));
 }
+
+/// A "leader" (whoever the lease object names) that answers a follower's
+/// feed pull with more than a follower will hold: refused, not buffered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_refuses_an_oversized_feed_answer() {
+    use axum::routing::get;
+    let huge = || async { axum::body::Body::from(vec![0u8; 65 << 20]) };
+    let streamed = || async {
+        let chunks = (0..80).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![0u8; 1 << 20])));
+        axum::body::Body::from_stream(futures::stream::iter(chunks))
+    };
+    let app = axum::Router::new()
+        .route("/a/internal/v1/log", get(huge))
+        .route("/b/internal/v1/log", get(streamed));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let follower =
+        skiff::agent::leader::SoftLeader::new("f", "http://127.0.0.1:1", 600, 5_000).unwrap();
+    for path in ["a", "b"] {
+        let url = format!("http://{addr}/{path}");
+        let err = skiff::log::Forwarder::pull(&follower, &url, 0, 0)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("over"), "{path}: {err}");
+    }
+}

@@ -37,6 +37,11 @@ const FORWARDED_IN_FLIGHT_MAX: usize = 256;
 const CONNECT_TIMEOUT_MS: u64 = 1_000;
 /// Bytes of one entry-feed frame header: sequence (u64) and length (u32).
 const FRAME_HEADER_BYTES: usize = 12;
+/// The most a follower reads of a commit answer (encoded outcomes) and of
+/// an entry-feed answer (about `FEED_BYTES_MAX`, plus one entry of at most a
+/// request's size): whoever the lease names cannot make it hold more.
+const ANSWER_BYTES_MAX: usize = 16 << 20;
+const FEED_ANSWER_BYTES_MAX: usize = 64 << 20;
 /// How soon an agent that took a free lease reads it back.
 const CONFIRM_MS: u64 = 200;
 
@@ -213,10 +218,9 @@ impl Forwarder for SoftLeader {
             Err(e) => return Err(ForwardError::Uncertain(e.to_string())),
         };
         let status = resp.status();
-        let body = resp
-            .bytes()
+        let body = body_capped(resp, ANSWER_BYTES_MAX)
             .await
-            .map_err(|e| ForwardError::Uncertain(e.to_string()))?;
+            .map_err(ForwardError::Uncertain)?;
         match status {
             StatusCode::OK => postcard::from_bytes::<Committed>(&body)
                 .map_err(|e| ForwardError::Uncertain(format!("undecodable answer: {e}"))),
@@ -251,9 +255,27 @@ impl Forwarder for SoftLeader {
         if resp.status() != StatusCode::OK {
             return Err(not_taken(format!("the leader answered {}", resp.status())));
         }
-        let body = resp.bytes().await.map_err(|e| not_taken(e.to_string()))?;
+        let body = body_capped(resp, FEED_ANSWER_BYTES_MAX)
+            .await
+            .map_err(not_taken)?;
         decode_frames(body).map_err(not_taken)
     }
+}
+
+/// A peer's answer body, refused past `max` bytes before it is held.
+async fn body_capped(mut resp: reqwest::Response, max: usize) -> Result<Bytes, String> {
+    let too_big = || format!("the answer is over {max} bytes");
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_big());
+    }
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if out.len() + chunk.len() > max {
+            return Err(too_big());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
 }
 
 #[cfg(test)]
