@@ -57,6 +57,10 @@ pub enum Error {
     Corrupt { key: String, detail: String },
     #[error("unknown topic {topic:?}")]
     UnknownTopic { topic: String },
+    #[error("unknown queue group {group:?}")]
+    UnknownQueue { group: String },
+    #[error("unknown group {group:?}")]
+    UnknownGroup { group: String },
     #[error("topic {topic:?} already exists")]
     TopicExists { topic: String },
     #[error("topic {topic:?} has no partition {partition} (it has {partitions})")]
@@ -112,7 +116,10 @@ impl Error {
                 S::Other => ErrorKind::Internal,
             },
             Error::Corrupt { .. } => ErrorKind::Corrupt,
-            Error::UnknownTopic { .. } | Error::UnknownPartition { .. } => ErrorKind::NotFound,
+            Error::UnknownTopic { .. }
+            | Error::UnknownPartition { .. }
+            | Error::UnknownQueue { .. }
+            | Error::UnknownGroup { .. } => ErrorKind::NotFound,
             Error::TopicExists { .. } => ErrorKind::Conflict,
             Error::OffsetOutOfRange { .. } => ErrorKind::OutOfRange,
             Error::RecordTooLarge { .. } | Error::RequestTooLarge { .. } | Error::OverLimit(_) => {

@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 use skiff::agent::{router, AppState, RunningAgent};
 use skiff::settings::Settings;
 use skiff::store::{Fault, FaultRule, FaultStore, Op, SharedStore};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 async fn agent_with(settings: Settings) -> (RunningAgent, String) {
@@ -443,7 +442,7 @@ async fn a_full_batch_answers_429_with_retry_after() {
     let app = router(
         AppState {
             node: n.clone(),
-            round_robin: Arc::new(AtomicU64::new(0)),
+            partitioner: Arc::new(skiff::service::Partitioner::new(0)),
             shutdown: rx,
             leader: None,
         },

@@ -74,6 +74,12 @@ impl From<Error> for ApiError {
             (Error::UnknownPartition { .. }, _) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_partition", message)
             }
+            (Error::UnknownQueue { .. }, _) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_queue", message)
+            }
+            (Error::UnknownGroup { .. }, _) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_group", message)
+            }
             (Error::TopicExists { .. }, _) => {
                 ApiError::new(StatusCode::CONFLICT, "topic_exists", message)
             }

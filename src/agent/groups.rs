@@ -11,7 +11,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 
-const SESSION_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+fn owned_json(owned: Vec<service::Owned>) -> Vec<OwnedJson> {
+    owned
+        .into_iter()
+        .map(|o| OwnedJson {
+            topic: o.topic,
+            partition: o.partition,
+            offset: o.offset,
+        })
+        .collect()
+}
 
 fn membership(
     s: &AppState,
@@ -22,10 +31,7 @@ fn membership(
     MembershipJson {
         member_id,
         generation: a.generation,
-        assignments: service::owned(&s.node, group, a)
-            .into_iter()
-            .map(Into::into)
-            .collect(),
+        assignments: owned_json(service::owned(&s.node, group, a)),
     }
 }
 
@@ -36,7 +42,9 @@ pub async fn join(
     Path(group): Path<String>,
     JsonBody(b): JsonBody<JoinBody>,
 ) -> Result<Json<MembershipJson>, ApiError> {
-    let timeout = b.session_timeout_ms.unwrap_or(SESSION_TIMEOUT_MS_DEFAULT);
+    let timeout = b
+        .session_timeout_ms
+        .unwrap_or(service::SESSION_TIMEOUT_MS_DEFAULT);
     let (member, a) = service::join(&s.node, &group, &b.topics, timeout).await?;
     Ok(Json(membership(&s, &group, member, &a)))
 }
@@ -82,60 +90,36 @@ pub async fn describe(
     State(s): State<AppState>,
     Path(group): Path<String>,
 ) -> Result<Json<GroupJson>, ApiError> {
-    let st = s.node.log().state();
-    let g = st.stream_groups.get(&group).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_group",
-            format!("unknown group {group:?}"),
-        )
-    })?;
-    let own = |m: &crate::groups::stream::Member| {
-        m.assignments
-            .iter()
-            .map(|(t, p)| {
-                let start = st.partition(t, *p).map_or(0, |p| p.log_start_offset);
-                OwnedJson {
-                    topic: t.clone(),
-                    partition: *p,
-                    offset: g.committed(t, *p).unwrap_or(start).max(start),
-                }
-            })
-            .collect()
-    };
-    let members = g
-        .members
-        .iter()
-        .map(|(id, m)| MemberJson {
-            member_id: id.clone(),
-            topics: m.topics.clone(),
-            assignments: own(m),
-        })
-        .collect();
-    let mut offsets = Vec::new();
-    for (t, ps) in &g.offsets {
-        for (p, o) in ps {
-            let hwm = st.partition(t, *p).map_or(*o, |p| p.high_watermark);
-            offsets.push(GroupOffsetJson {
-                topic: t.clone(),
-                partition: *p,
-                offset: *o,
-                lag: hwm.saturating_sub(*o),
-            });
-        }
-    }
+    let g = service::describe_group(&s.node, &group)?;
     Ok(Json(GroupJson {
-        group,
+        group: g.group,
         generation: g.generation,
-        members,
-        offsets,
+        members: g
+            .members
+            .into_iter()
+            .map(|m| MemberJson {
+                member_id: m.member_id,
+                topics: m.topics,
+                assignments: owned_json(m.assignments),
+            })
+            .collect(),
+        offsets: g
+            .offsets
+            .into_iter()
+            .map(|o| GroupOffsetJson {
+                topic: o.topic,
+                partition: o.partition,
+                offset: o.offset,
+                lag: o.lag,
+            })
+            .collect(),
     }))
 }
 
 #[utoipa::path(get, path = "/v1/groups", operation_id = "list_groups", responses((status = 200, body = GroupList)))]
 pub async fn list(State(s): State<AppState>) -> Json<GroupList> {
     Json(GroupList {
-        groups: s.node.log().state().stream_groups.keys().cloned().collect(),
+        groups: service::group_names(&s.node),
     })
 }
 

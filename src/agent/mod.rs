@@ -33,7 +33,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use openapi::ErrorResponses;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -85,8 +84,8 @@ pub struct ApiDoc;
 #[derive(Clone)]
 pub struct AppState {
     pub node: Arc<Node>,
-    /// Round-robin counter for records with neither key nor partition.
-    pub round_robin: Arc<AtomicU64>,
+    /// Chooses partitions for records that name none.
+    pub partitioner: Arc<crate::service::Partitioner>,
     /// Turns true when the agent starts shutting down.
     pub shutdown: watch::Receiver<bool>,
     /// This agent's side of the soft leader, if enabled.
@@ -289,7 +288,9 @@ impl RunningAgent {
         }
         let state = AppState {
             node: node.clone(),
-            round_robin: Arc::new(AtomicU64::new(rand::random::<u32>() as u64)),
+            partitioner: Arc::new(crate::service::Partitioner::new(
+                rand::random::<u32>() as u64
+            )),
             shutdown: rx.clone(),
             leader: leader.clone(),
         };

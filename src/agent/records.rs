@@ -1,7 +1,7 @@
-//! Produce and fetch routes: choosing partitions (explicit, by key hash,
-//! else one round-robin partition per request), converting records, and
-//! long-polling fetches that end early when the agent shuts down. It must
-//! not batch or commit: `Node` does.
+//! Produce and fetch routes: converting records between their wire shapes
+//! (JSON, Kafka RecordBatch) and the service's, and choosing the fetch
+//! answer's encoding. It must not choose partitions, apply fetch defaults
+//! or batch and commit: `service` and `Node` do.
 
 use super::error::ApiError;
 use super::extract::{ProduceInput, ProduceJson, KAFKA_BATCH_CONTENT_TYPE};
@@ -9,53 +9,31 @@ use super::{wait_shutdown, AppState};
 use crate::api::{
     FetchQuery, FetchResponse, OffsetJson, ProduceBody, ProduceQuery, ProduceResponse, RecordOut,
 };
-use crate::fetch::{FetchRequest, FetchResult};
-use crate::ingest::{ProduceRecord, ProduceRequest};
+use crate::fetch::FetchResult;
+use crate::ingest::ProduceRequest;
 use crate::log::ProducerSeq;
 use crate::segment::{encode_batch, Compression, Record};
+use crate::service::{self, FetchOptions, Unplaced};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use std::sync::atomic::Ordering;
-
-pub use crate::api::FETCH_RECORDS_MAX;
-const FETCH_RECORDS_DEFAULT: usize = 1_000;
-const FETCH_BYTES_DEFAULT: usize = 1 << 20;
-const FETCH_BYTES_MAX: usize = 16 << 20;
-
-/// A fetch limit: `default` when absent, 400 when zero (a fetch that may
-/// return nothing is a mistake, not a request).
-fn at_least_one(name: &str, v: Option<usize>, default: usize) -> Result<usize, ApiError> {
-    match v {
-        None => Ok(default),
-        Some(0) => Err(ApiError::bad_request(format!("{name} must be at least 1"))),
-        Some(n) => Ok(n),
-    }
-}
 
 fn path_err(r: PathRejection) -> ApiError {
     ApiError::bad_request(r.body_text())
 }
 
-/// A record as it arrived, before a partition is chosen.
-struct Incoming {
-    topic: Option<String>,
-    partition: Option<u32>,
-    record: Record,
-}
-
 fn from_json(
     body: ProduceBody,
     now_ms: i64,
-) -> Result<(Vec<Incoming>, Option<ProducerSeq>), ApiError> {
+) -> Result<(Vec<Unplaced>, Option<ProducerSeq>), ApiError> {
     let records = body
         .records
         .into_iter()
         .enumerate()
         .map(|(i, r)| {
-            Ok(Incoming {
+            Ok(Unplaced {
                 topic: r.topic.clone(),
                 partition: r.partition,
                 record: r.into_record(i, now_ms)?,
@@ -65,14 +43,14 @@ fn from_json(
     Ok((records, body.producer.map(Into::into)))
 }
 
-fn from_batches(records: Vec<Record>, partition: Option<u32>, now_ms: i64) -> Vec<Incoming> {
+fn from_batches(records: Vec<Record>, partition: Option<u32>, now_ms: i64) -> Vec<Unplaced> {
     records
         .into_iter()
         .map(|mut record| {
             if record.timestamp_ms < 0 {
                 record.timestamp_ms = now_ms;
             }
-            Incoming {
+            Unplaced {
                 topic: None,
                 partition,
                 record,
@@ -81,59 +59,16 @@ fn from_batches(records: Vec<Record>, partition: Option<u32>, now_ms: i64) -> Ve
         .collect()
 }
 
-/// Build a produce request; `default_topic` is the path's topic, if any.
+/// Place `incoming` (the partitioner is the service's); `default_topic` is
+/// the path's topic, if any.
 fn build_request(
     s: &AppState,
     default_topic: Option<&str>,
-    incoming: Vec<Incoming>,
+    incoming: Vec<Unplaced>,
     producer: Option<ProducerSeq>,
 ) -> Result<ProduceRequest, ApiError> {
-    if incoming.is_empty() {
-        return Err(ApiError::bad_request(
-            "\"records\" must hold at least one record",
-        ));
-    }
-    let sticky = s.round_robin.fetch_add(1, Ordering::Relaxed);
-    let mut records = Vec::with_capacity(incoming.len());
-    let mut partition_counts: std::collections::HashMap<String, u32> =
-        std::collections::HashMap::new();
-    for (i, r) in incoming.into_iter().enumerate() {
-        let topic = match (default_topic, r.topic.as_deref()) {
-            (Some(t), None) => t.to_string(),
-            (Some(t), Some(rt)) if t == rt => t.to_string(),
-            (Some(t), Some(rt)) => {
-                return Err(ApiError::bad_request(format!(
-                    "record {i} names topic {rt:?} but the path says {t:?}"
-                )))
-            }
-            (None, Some(rt)) => rt.to_string(),
-            (None, None) => {
-                return Err(ApiError::bad_request(format!(
-                    "record {i} needs a \"topic\""
-                )))
-            }
-        };
-        // One lookup per topic, not per record (this is the produce hot path).
-        let partitions = match partition_counts.get(&topic) {
-            Some(n) => *n,
-            None => {
-                let n = s.node.topic(&topic)?.partitions;
-                partition_counts.insert(topic.clone(), n);
-                n
-            }
-        };
-        let partition = match (r.partition, &r.record.key) {
-            (Some(p), _) => p,
-            (None, Some(k)) => crc32c::crc32c(k) % partitions,
-            (None, None) => (sticky % partitions as u64) as u32,
-        };
-        records.push(ProduceRecord {
-            topic,
-            partition,
-            record: r.record,
-        });
-    }
-    Ok(ProduceRequest { records, producer })
+    Ok(s.partitioner
+        .place(&s.node, default_topic, incoming, producer)?)
 }
 
 async fn produce_request(
@@ -141,20 +76,14 @@ async fn produce_request(
     request: ProduceRequest,
     with_topic: bool,
 ) -> Result<Json<ProduceResponse>, ApiError> {
-    let where_to: Vec<(String, u32)> = request
-        .records
-        .iter()
-        .map(|r| (r.topic.clone(), r.partition))
-        .collect();
-    let offsets = s.node.produce(request).await?;
+    let produced = service::produce(&s.node, request).await?;
     Ok(Json(ProduceResponse {
-        offsets: where_to
+        offsets: produced
             .into_iter()
-            .zip(offsets)
-            .map(|((topic, partition), offset)| OffsetJson {
-                topic: with_topic.then_some(topic),
-                partition,
-                offset,
+            .map(|p| OffsetJson {
+                topic: with_topic.then_some(p.topic),
+                partition: p.partition,
+                offset: p.offset,
             })
             .collect(),
     }))
@@ -174,7 +103,7 @@ pub async fn produce(
 ) -> Result<Json<ProduceResponse>, ApiError> {
     let Path(topic) = path.map_err(path_err)?;
     let Query(q) = query?;
-    s.node.topic(&topic)?;
+    service::describe_topic(&s.node, &topic)?;
     let now_ms = s.node.now_ms() as i64;
     let (incoming, producer) = match input {
         ProduceInput::Json(body) => from_json(body, now_ms)?,
@@ -209,33 +138,15 @@ pub async fn fetch(
 ) -> Result<Response, ApiError> {
     let Path((topic, partition)) = path.map_err(path_err)?;
     let Query(q) = query?;
-    let offset = match q.offset {
-        Some(o) => o,
-        None => s
-            .node
-            .topic(&topic)?
-            .partition_offsets
-            .get(partition as usize)
-            .map_or(0, |p| p.log_start_offset),
-    };
-    let req = FetchRequest {
-        topic,
-        partition,
-        offset,
-        max_records: at_least_one("max_records", q.max_records, FETCH_RECORDS_DEFAULT)?
-            .min(FETCH_RECORDS_MAX),
-        max_bytes: at_least_one("max_bytes", q.max_bytes, FETCH_BYTES_DEFAULT)?
-            .min(FETCH_BYTES_MAX),
-        wait_ms: q.wait_ms.unwrap_or(0),
+    let options = FetchOptions {
+        offset: q.offset,
+        max_records: q.max_records,
+        max_bytes: q.max_bytes,
+        wait_ms: q.wait_ms,
     };
     let mut shutdown = s.shutdown.clone();
-    let r = tokio::select! {
-        r = s.node.fetch(&req) => r?,
-        _ = wait_shutdown(&mut shutdown) => {
-            // Shutting down: answer a long poll at once with what is there.
-            s.node.fetch(&FetchRequest { wait_ms: 0, ..req }).await?
-        }
-    };
+    let stop = async move { wait_shutdown(&mut shutdown).await };
+    let r = service::fetch(&s.node, &topic, partition, options, stop).await?;
     let batches = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -244,7 +155,11 @@ pub async fn fetch(
         return fetch_batches(r);
     }
     Ok(Json(FetchResponse {
-        records: r.records.into_iter().map(RecordOut::from).collect(),
+        records: r
+            .records
+            .into_iter()
+            .map(|f| RecordOut::new(f.offset, f.record))
+            .collect(),
         next_offset: r.next_offset,
         high_watermark: r.high_watermark,
         log_start_offset: r.log_start_offset,

@@ -1,14 +1,37 @@
 //! Topic admin routes: create, list, describe, delete. It must only
-//! translate between HTTP and `Node`.
+//! translate between HTTP and `service`.
 
 use super::error::ApiError;
 use super::extract::JsonBody;
 use super::AppState;
-use crate::api::{CreateTopic, TopicJson, TopicList};
+use crate::api::{CreateTopic, PartitionJson, TopicConfigJson, TopicJson, TopicList};
 use crate::log::TopicConfig;
+use crate::node::TopicInfo;
+use crate::service;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+
+/// The wire shape of a topic.
+pub(crate) fn topic_json(t: TopicInfo) -> TopicJson {
+    TopicJson {
+        name: t.name,
+        partition_count: t.partitions,
+        config: TopicConfigJson {
+            retention_ms: t.retention_ms,
+            retention_bytes: t.retention_bytes,
+        },
+        partitions: t
+            .partition_offsets
+            .into_iter()
+            .map(|p| PartitionJson {
+                partition: p.partition,
+                log_start_offset: p.log_start_offset,
+                high_watermark: p.high_watermark,
+            })
+            .collect(),
+    }
+}
 
 #[utoipa::path(post, path = "/v1/topics", request_body = CreateTopic,
     responses((status = 201, body = TopicJson), (status = 409, description = "the topic exists"), (status = 400)))]
@@ -21,19 +44,16 @@ pub async fn create_topic(
         retention_ms: b.retention_ms,
         retention_bytes: b.retention_bytes,
     };
-    let t = s.node.create_topic(&b.name, b.partitions, config).await?;
-    Ok((StatusCode::CREATED, Json(t.into())))
+    let t = service::create_topic(&s.node, &b.name, b.partitions, config).await?;
+    Ok((StatusCode::CREATED, Json(topic_json(t))))
 }
 
 #[utoipa::path(get, path = "/v1/topics", responses((status = 200, body = TopicList)))]
 pub async fn list_topics(State(s): State<AppState>) -> Result<Json<TopicList>, ApiError> {
-    let mut topics = Vec::new();
-    for name in s.node.topic_names() {
-        // A topic deleted between the two reads is simply left out.
-        if let Ok(t) = s.node.topic(&name) {
-            topics.push(t.into());
-        }
-    }
+    let topics = service::list_topics(&s.node)
+        .into_iter()
+        .map(topic_json)
+        .collect();
     Ok(Json(TopicList { topics }))
 }
 
@@ -43,7 +63,7 @@ pub async fn describe_topic(
     State(s): State<AppState>,
     Path(topic): Path<String>,
 ) -> Result<Json<TopicJson>, ApiError> {
-    Ok(Json(s.node.topic(&topic)?.into()))
+    Ok(Json(topic_json(service::describe_topic(&s.node, &topic)?)))
 }
 
 #[utoipa::path(delete, path = "/v1/topics/{topic}", params(("topic" = String, Path)),
@@ -52,6 +72,6 @@ pub async fn delete_topic(
     State(s): State<AppState>,
     Path(topic): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    s.node.delete_topic(&topic).await?;
+    service::delete_topic(&s.node, &topic).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,7 +6,7 @@
 use super::error::ApiError;
 use super::{wait_shutdown, AppState};
 use crate::api::{RecordOut, SubscribeQuery};
-use crate::fetch::FetchRequest;
+use crate::service::{self, FetchOptions};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -16,6 +16,7 @@ use std::time::Duration;
 
 const SUBSCRIBE_WAIT_MS: u64 = 10_000;
 const SUBSCRIBE_RECORDS_PER_FETCH: usize = 500;
+const SUBSCRIBE_BYTES_PER_FETCH: usize = 4 << 20;
 /// A subscriber that takes longer than this to accept one message is
 /// disconnected (a client that stopped reading must not hold a connection).
 const SUBSCRIBE_SEND_MS_MAX: u64 = 30_000;
@@ -36,31 +37,7 @@ pub async fn subscribe(
         ApiError::new(status, super::error::code_for(status), r.body_text())
     })?;
     let Query(q) = query?;
-    let p = s
-        .node
-        .topic(&topic)?
-        .partition_offsets
-        .into_iter()
-        .find(|p| p.partition == partition);
-    let Some(p) = p else {
-        return Err(crate::Error::UnknownPartition {
-            partitions: s.node.topic(&topic)?.partitions,
-            topic,
-            partition,
-        }
-        .into());
-    };
-    let offset = q.offset.unwrap_or(p.high_watermark);
-    if offset < p.log_start_offset || offset > p.high_watermark {
-        return Err(crate::Error::OffsetOutOfRange {
-            topic,
-            partition,
-            offset,
-            log_start_offset: p.log_start_offset,
-            high_watermark: p.high_watermark,
-        }
-        .into());
-    }
+    let offset = service::subscribe_start(&s.node, &topic, partition, q.offset)?;
     Ok(ws.on_upgrade(move |socket| stream(s, socket, topic, partition, offset)))
 }
 
@@ -73,16 +50,16 @@ async fn stream(
 ) {
     let mut shutdown = s.shutdown.clone();
     loop {
-        let req = FetchRequest {
-            topic: topic.clone(),
-            partition,
-            offset,
-            max_records: SUBSCRIBE_RECORDS_PER_FETCH,
-            max_bytes: 4 << 20,
-            wait_ms: SUBSCRIBE_WAIT_MS,
+        let options = FetchOptions {
+            offset: Some(offset),
+            max_records: Some(SUBSCRIBE_RECORDS_PER_FETCH),
+            max_bytes: Some(SUBSCRIBE_BYTES_PER_FETCH),
+            wait_ms: Some(SUBSCRIBE_WAIT_MS),
         };
+        // Shutdown ends the stream here, not by a last fetch.
+        let fetch = service::fetch(&s.node, &topic, partition, options, std::future::pending());
         let fetched = tokio::select! {
-            r = s.node.fetch(&req) => r,
+            r = fetch => r,
             _ = wait_shutdown(&mut shutdown) => break,
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
@@ -93,7 +70,8 @@ async fn stream(
             Ok(r) => {
                 for rec in r.records {
                     offset = rec.offset + 1;
-                    let text = serde_json::to_string(&RecordOut::from(rec)).unwrap_or_default();
+                    let text = serde_json::to_string(&RecordOut::new(rec.offset, rec.record))
+                        .unwrap_or_default();
                     let sent = tokio::time::timeout(
                         Duration::from_millis(SUBSCRIBE_SEND_MS_MAX),
                         socket.send(Message::Text(text.into())),

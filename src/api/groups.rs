@@ -1,8 +1,7 @@
 //! Wire shapes of the stream-group routes (a contract: extend, never
-//! change), shared by the server, the client, the CLI and the bench, with
-//! their conversion from library types. It must not perform requests.
+//! change), shared by the server, the client, the CLI and the bench. It
+//! must not perform requests or import the layers that serve them.
 
-use crate::service::Owned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -19,16 +18,6 @@ pub struct OwnedJson {
     pub partition: u32,
     /// Where to resume: the committed offset, else the log start.
     pub offset: u64,
-}
-
-impl From<Owned> for OwnedJson {
-    fn from(o: Owned) -> Self {
-        OwnedJson {
-            topic: o.topic,
-            partition: o.partition,
-            offset: o.offset,
-        }
-    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

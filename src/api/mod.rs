@@ -12,8 +12,7 @@ pub use records::*;
 
 /// The binary produce body and fetch answer: Kafka RecordBatch v2.
 pub const KAFKA_BATCH_CONTENT_TYPE: &str = "application/x-kafka-record-batch";
-/// Records one fetch answers at most.
-pub const FETCH_RECORDS_MAX: usize = 10_000;
+pub use crate::fetch::FETCH_RECORDS_MAX;
 
 /// Input that does not convert into a library value: the server answers it
 /// as 400 `invalid_request` with this message.

@@ -7,9 +7,9 @@ use super::records::RecordOut;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub const MAX_DELIVERIES_DEFAULT: u32 = 5;
-pub const VISIBILITY_MS_DEFAULT: u64 = 30_000;
-pub const IN_FLIGHT_MAX_DEFAULT: u64 = 1_000;
+pub use crate::groups::queue::{
+    IN_FLIGHT_MAX_DEFAULT, MAX_DELIVERIES_DEFAULT, VISIBILITY_MS_DEFAULT,
+};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

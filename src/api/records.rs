@@ -1,12 +1,11 @@
 //! The record and topic wire shapes of the HTTP API (a contract: extend,
-//! never change) and their conversion to and from library types: UTF-8 or
+//! never change) and their conversion to and from records: UTF-8 or
 //! base64 keys and values, string headers. Shared by the server, the
-//! client, the CLI and the bench. It must not perform requests.
+//! client, the CLI and the bench. It must not perform requests or import
+//! the layers that serve them (only the data types of `segment` and `log`).
 
 use super::BadInput;
-use crate::fetch::FetchedRecord;
 use crate::log::ProducerSeq;
-use crate::node::TopicInfo;
 use crate::segment::{Record, RECORD_HEADERS_MAX};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -46,28 +45,6 @@ pub struct TopicJson {
     pub partition_count: u32,
     pub config: TopicConfigJson,
     pub partitions: Vec<PartitionJson>,
-}
-
-impl From<TopicInfo> for TopicJson {
-    fn from(t: TopicInfo) -> Self {
-        TopicJson {
-            name: t.name,
-            partition_count: t.partitions,
-            config: TopicConfigJson {
-                retention_ms: t.retention_ms,
-                retention_bytes: t.retention_bytes,
-            },
-            partitions: t
-                .partition_offsets
-                .into_iter()
-                .map(|p| PartitionJson {
-                    partition: p.partition,
-                    log_start_offset: p.log_start_offset,
-                    high_watermark: p.high_watermark,
-                })
-                .collect(),
-        }
-    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -250,21 +227,22 @@ fn split(b: Option<Bytes>) -> (Option<String>, Option<String>) {
     }
 }
 
-impl From<FetchedRecord> for RecordOut {
-    fn from(f: FetchedRecord) -> Self {
-        let (key, key_base64) = split(f.record.key);
-        let (value, value_base64) = split(f.record.value);
+impl RecordOut {
+    /// The wire shape of `record`, stored at `offset`.
+    pub fn new(offset: u64, record: Record) -> Self {
+        let (key, key_base64) = split(record.key);
+        let (value, value_base64) = split(record.value);
         let mut headers = BTreeMap::new();
         let mut headers_base64 = BTreeMap::new();
-        for (k, v) in f.record.headers {
+        for (k, v) in record.headers {
             match String::from_utf8(v.to_vec()) {
                 Ok(s) => headers.insert(k, s),
                 Err(_) => headers_base64.insert(k, B64.encode(&v)),
             };
         }
         RecordOut {
-            offset: f.offset,
-            timestamp_ms: f.record.timestamp_ms,
+            offset,
+            timestamp_ms: record.timestamp_ms,
             key,
             key_base64,
             value,

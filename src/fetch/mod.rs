@@ -33,6 +33,9 @@ impl Default for FetchConfig {
     }
 }
 
+/// Records one fetch returns at most (a front end's larger ask is capped).
+pub const FETCH_RECORDS_MAX: usize = 10_000;
+
 /// What to read.
 #[derive(Debug, Clone)]
 pub struct FetchRequest {

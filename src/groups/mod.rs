@@ -4,8 +4,10 @@
 //! owns the pure state machines `apply` calls; it must not do I/O.
 
 pub mod queue;
+mod queue_view;
 pub mod service;
 pub mod stream;
 
 pub use queue::{Lease, QueueConfig, QueueGroup, Receipt};
+pub use queue_view::QueueCounts;
 pub use stream::{Assignment, StreamGroup};

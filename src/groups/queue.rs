@@ -19,6 +19,13 @@ pub struct QueueConfig {
     pub in_flight_max: u64,
 }
 
+/// Deliveries a message gets before it is dead-lettered, unless configured.
+pub const MAX_DELIVERIES_DEFAULT: u32 = 5;
+/// A lease's length, unless configured or asked for on receive.
+pub const VISIBILITY_MS_DEFAULT: u64 = 30_000;
+/// The per-partition in-flight window, unless configured.
+pub const IN_FLIGHT_MAX_DEFAULT: u64 = 1_000;
+
 /// The longest visibility timeout or nack delay (12 h, as SQS allows).
 pub const VISIBILITY_MS_MAX: u64 = 12 * 3_600_000;
 /// The largest `in_flight_max`: the per-partition window of message

@@ -1,20 +1,40 @@
 //! The service layer: the one set of operations every front end calls
 //! (today the HTTP agent; a Kafka front end next). Each turns a request into
-//! log intents on a `Node` and reads the derived outcome back: stream
-//! groups (member ids, assignments with their committed offsets), queue
-//! groups (leased messages with their bodies, settlement), and the
-//! dead-letter mover and redrive. It holds the policies a second front end
+//! log intents on a `Node` and reads the derived outcome back: topics,
+//! produce (with the partitioner) and fetch (with its defaults and caps),
+//! stream groups (member ids, assignments with their committed offsets,
+//! describe with lag), queue groups (defaults, auto-create on receive,
+//! leased messages with their bodies, settlement, describe counts), and
+//! the dead-letter mover and redrive. It holds the policies a second front end
 //! must not copy; it must not keep state of its own (everything lives in
 //! the log) or know about any transport.
 
 mod dead_letters;
+mod queue_admin;
 mod queues;
+mod records;
 mod streams;
+mod topics;
 
 pub use crate::groups::queue::{dlq_topic, RECEIVE_MESSAGES_MAX};
 pub use dead_letters::{move_dead_letters, redrive};
-pub use queues::{configure_queue, receive, settle, Message, Settle};
-pub use streams::{commit_offsets, heartbeat, join, leave, owned, reset, Owned, ResetTo};
+pub use queue_admin::{
+    configure_queue, create_queue_if_absent, describe_queue, visibility_or_default, QueueInfo,
+    QueuePartitionInfo, QueueSettings,
+};
+pub use queues::{
+    extend_to, receive, receive_with, settle, Message, ReceiveOptions, Settle,
+    RECEIVE_MESSAGES_DEFAULT, RECEIVE_WAIT_MS_MAX,
+};
+pub use records::{
+    fetch, produce, subscribe_start, FetchOptions, Partitioner, Produced, Unplaced,
+    FETCH_BYTES_DEFAULT, FETCH_BYTES_MAX, FETCH_RECORDS_DEFAULT, FETCH_RECORDS_MAX,
+};
+pub use streams::{
+    commit_offsets, describe_group, group_names, heartbeat, join, leave, owned, reset, GroupInfo,
+    GroupOffset, MemberInfo, Owned, ResetTo, SESSION_TIMEOUT_MS_DEFAULT,
+};
+pub use topics::{create_topic, delete_topic, describe_topic, list_topics};
 
 use crate::error::{Error, Result};
 use crate::fetch::FetchRequest;

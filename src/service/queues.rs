@@ -4,37 +4,17 @@
 //! it from the log.
 
 use super::dead_letters::move_dead_letters;
-use super::{expect_done, fetch_one, gone_for_good, validate_group_name};
+use super::queue_admin::{create_queue_if_absent, visibility_or_default};
+use super::{fetch_one, gone_for_good, validate_group_name};
 use crate::error::{Error, Result};
-use crate::groups::queue::{dlq_topic, MsgState, QueueConfig, Receipt, RECEIVE_MESSAGES_MAX};
-use crate::log::{Intent, Outcome, TopicConfig};
+use crate::groups::queue::{Receipt, RECEIVE_MESSAGES_MAX};
+use crate::log::{Intent, Outcome};
 use crate::node::Node;
 use crate::segment::Record;
 use std::time::Duration;
 
 /// How often an idle receive re-checks for expired leases.
 const RECEIVE_POLL_MS: u64 = 200;
-
-/// Create or update a queue group and its dead-letter topic.
-pub async fn configure_queue(node: &Node, group: &str, config: QueueConfig) -> Result<()> {
-    validate_group_name(group)?;
-    config.validate().map_err(Error::Invalid)?;
-    for t in &config.topics {
-        node.log().state().topic(t)?;
-    }
-    let dlq = dlq_topic(group);
-    if !node.log().state().topics.contains_key(&dlq) {
-        match node.create_topic(&dlq, 1, TopicConfig::default()).await {
-            Ok(_) | Err(Error::TopicExists { .. }) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let intent = Intent::ConfigureQueue {
-        group: group.into(),
-        config,
-    };
-    expect_done(node.commit_intent(intent).await?)
-}
 
 /// A leased message with its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +27,7 @@ pub struct Message {
     pub record: Record,
 }
 
-/// Could a receive lease anything now, by this agent's view?
+/// Could a receive lease or expire anything now, by this agent's view?
 fn anything_available(node: &Node, group: &str, now_ms: u64) -> Result<bool> {
     let st = node.log().state();
     let q = st.queues.get(group).ok_or_else(|| {
@@ -56,27 +36,9 @@ fn anything_available(node: &Node, group: &str, now_ms: u64) -> Result<bool> {
             message: format!("unknown queue group {group:?}: PUT /v1/queues/{group} first"),
         })
     })?;
-    for t in &q.config.topics {
-        let Ok(ts) = st.topic(t) else { continue };
-        for (i, p) in ts.partitions.iter().enumerate() {
-            let qp = q.partitions.get(t).and_then(|ps| ps.get(&(i as u32)));
-            let (floor, next) = qp.map_or((0, 0), |qp| (qp.floor, qp.next));
-            if next < p.high_watermark && next - floor < q.config.in_flight_max {
-                return Ok(true);
-            }
-            let due = qp.is_some_and(|qp| {
-                qp.msgs.values().any(|m| match m.state {
-                    MsgState::Waiting { not_before_ms } => not_before_ms <= now_ms,
-                    MsgState::Leased { until_ms } => until_ms <= now_ms,
-                    _ => false,
-                })
-            });
-            if due {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
+    let parts = |t: &str| st.topic(t).map_or(0, |ts| ts.partitions.len() as u32);
+    let hwm = |t: &str, p: u32| st.partition(t, p).ok().map(|p| p.high_watermark);
+    Ok(q.has_work(now_ms, &parts, &hwm))
 }
 
 /// Lease up to `max` messages, waiting up to `wait_ms` only when nothing
@@ -126,6 +88,57 @@ pub async fn receive(
             _ = tokio::time::timeout(nap, head.changed()) => {}
             _ = &mut stop => stopped = true,
         }
+    }
+}
+
+/// Messages a receive leases when it does not say how many.
+pub const RECEIVE_MESSAGES_DEFAULT: u32 = 10;
+/// The longest a receive waits for messages to become available (also
+/// bounded by the agent's `fetch_wait_ms_max`, so it ends before the
+/// request deadline).
+pub const RECEIVE_WAIT_MS_MAX: u64 = 30_000;
+
+/// A receive as a front end takes it: what is left out gets the queue's
+/// or the default setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceiveOptions {
+    pub max_messages: Option<u32>,
+    pub visibility_ms: Option<u64>,
+    pub wait_ms: Option<u64>,
+    /// Create the group over these topics, with default settings, if it
+    /// does not exist.
+    pub topics: Option<Vec<String>>,
+}
+
+/// [`receive`] with the front ends' policy: zero counts refused, the group
+/// created when the request names its topics, defaults and bounds applied.
+pub async fn receive_with(
+    node: &Node,
+    group: &str,
+    options: ReceiveOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<Vec<Message>> {
+    at_least_one("max_messages", options.max_messages.map(u64::from))?;
+    at_least_one("visibility_ms", options.visibility_ms)?;
+    if let Some(topics) = options.topics {
+        create_queue_if_absent(node, group, topics).await?;
+    }
+    let visibility_ms = visibility_or_default(node, group, options.visibility_ms);
+    let wait_ms = options
+        .wait_ms
+        .unwrap_or(0)
+        .min(RECEIVE_WAIT_MS_MAX)
+        .min(node.config().fetch.wait_ms_max);
+    let max = options.max_messages.unwrap_or(RECEIVE_MESSAGES_DEFAULT);
+    receive(node, group, max, visibility_ms, wait_ms, stop).await
+}
+
+/// An invalid-request error for a count or length of zero (clamping it
+/// would deliver or lease something nobody asked for).
+pub(crate) fn at_least_one(name: &str, v: Option<u64>) -> Result<()> {
+    match v {
+        Some(0) => Err(Error::Invalid(format!("{name} must be at least 1"))),
+        _ => Ok(()),
     }
 }
 
@@ -213,6 +226,14 @@ pub enum Settle {
     Extend { visibility_ms: u64 },
 }
 
+/// An extend to `requested` ms, else to the queue's visibility timeout.
+pub fn extend_to(node: &Node, group: &str, requested: Option<u64>) -> Result<Settle> {
+    at_least_one("visibility_ms", requested)?;
+    Ok(Settle::Extend {
+        visibility_ms: visibility_or_default(node, group, requested),
+    })
+}
+
 /// Settle receipts; per receipt `true` (ok) or `false` (stale).
 pub async fn settle(
     node: &Node,
@@ -221,6 +242,9 @@ pub async fn settle(
     receipts: &[String],
 ) -> Result<Vec<bool>> {
     validate_group_name(group)?;
+    if receipts.is_empty() {
+        return Err(Error::Invalid("\"receipts\" must not be empty".into()));
+    }
     if receipts.len() > crate::groups::queue::RECEIPTS_MAX {
         return Err(Error::OverLimit(format!(
             "at most {} receipts per request",

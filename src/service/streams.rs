@@ -4,8 +4,8 @@
 
 use super::{expect_assigned, expect_done, validate_group_name, validate_member};
 use crate::error::{Error, Result};
-use crate::groups::Assignment;
-use crate::log::Intent;
+use crate::groups::{Assignment, StreamGroup};
+use crate::log::{Intent, State as LogState};
 use crate::node::Node;
 
 /// A partition a member owns, with where to resume.
@@ -16,22 +16,104 @@ pub struct Owned {
     pub offset: u64,
 }
 
+/// A member's session length when the join does not say.
+pub const SESSION_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+
+/// Where a group resumes `partition` of `topic`: its committed offset,
+/// else (or if retention passed it) the log start.
+fn resume_offset(st: &LogState, g: Option<&StreamGroup>, topic: &str, partition: u32) -> u64 {
+    let start = st
+        .partition(topic, partition)
+        .map_or(0, |p| p.log_start_offset);
+    let committed = g.and_then(|g| g.committed(topic, partition));
+    committed.unwrap_or(start).max(start)
+}
+
+fn owned_in(st: &LogState, g: Option<&StreamGroup>, partitions: &[(String, u32)]) -> Vec<Owned> {
+    partitions
+        .iter()
+        .map(|(t, p)| Owned {
+            topic: t.clone(),
+            partition: *p,
+            offset: resume_offset(st, g, t, *p),
+        })
+        .collect()
+}
+
 /// Assigned partitions with the committed offset (or the log start).
 pub fn owned(node: &Node, group: &str, a: &Assignment) -> Vec<Owned> {
     let st = node.log().state();
-    let g = st.stream_groups.get(group);
-    a.partitions
+    owned_in(&st, st.stream_groups.get(group), &a.partitions)
+}
+
+/// A stream group as a describe reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub group: String,
+    pub generation: u64,
+    pub members: Vec<MemberInfo>,
+    /// Every committed offset, with the partition's lag behind it.
+    pub offsets: Vec<GroupOffset>,
+}
+
+/// A member, the topics it joined for and what it owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub member_id: String,
+    pub topics: Vec<String>,
+    pub assignments: Vec<Owned>,
+}
+
+/// A committed offset and how far the partition's high watermark is past it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffset {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub lag: u64,
+}
+
+/// The stream group `group`, by this agent's view of the log.
+pub fn describe_group(node: &Node, group: &str) -> Result<GroupInfo> {
+    let st = node.log().state();
+    let g = st
+        .stream_groups
+        .get(group)
+        .ok_or_else(|| Error::UnknownGroup {
+            group: group.to_string(),
+        })?;
+    let members = g
+        .members
         .iter()
-        .map(|(t, p)| {
-            let start = st.partition(t, *p).map_or(0, |p| p.log_start_offset);
-            let committed = g.and_then(|g| g.committed(t, *p)).unwrap_or(start);
-            Owned {
+        .map(|(id, m)| MemberInfo {
+            member_id: id.clone(),
+            topics: m.topics.clone(),
+            assignments: owned_in(&st, Some(g), &m.assignments),
+        })
+        .collect();
+    let mut offsets = Vec::new();
+    for (t, ps) in &g.offsets {
+        for (p, o) in ps {
+            let hwm = st.partition(t, *p).map_or(*o, |p| p.high_watermark);
+            offsets.push(GroupOffset {
                 topic: t.clone(),
                 partition: *p,
-                offset: committed.max(start),
-            }
-        })
-        .collect()
+                offset: *o,
+                lag: hwm.saturating_sub(*o),
+            });
+        }
+    }
+    Ok(GroupInfo {
+        group: group.to_string(),
+        generation: g.generation,
+        members,
+        offsets,
+    })
+}
+
+/// The names of every stream group.
+pub fn group_names(node: &Node) -> Vec<String> {
+    node.log().state().stream_groups.keys().cloned().collect()
 }
 
 pub async fn join(
