@@ -9,6 +9,7 @@ use common::*;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use skiff::agent::{router, AppState, RunningAgent};
+use skiff::segment::{encode_chunk, Compression, Record};
 use skiff::settings::Settings;
 use skiff::store::{Fault, FaultRule, FaultStore, Op, SharedStore};
 use std::sync::Arc;
@@ -45,6 +46,25 @@ fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_produce_and_fetch_follow_the_contract() {
     let (a, url) = agent().await;
+    create_and_list_orders(&url).await;
+    produce_mixed_records_to_orders(&url).await;
+    fetch_them_back(&url).await;
+    let (s, d, _) = call("GET", &format!("{url}/v1/topics/orders"), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        d["partitions"][2],
+        json!({"partition": 2, "log_start_offset": 0, "high_watermark": 2})
+    );
+    let (s, _, _) = call("DELETE", &format!("{url}/v1/topics/orders"), None).await;
+    assert_eq!(s, 204);
+    let (s, body, _) = call("GET", &format!("{url}/v1/topics/orders"), None).await;
+    assert_error(s, &body, 404, "unknown_topic");
+    a.stop(1000).await;
+}
+
+/// Creates topic "orders" (4 partitions, a retention); a second create is
+/// 409; the list names it.
+async fn create_and_list_orders(url: &str) {
     let (s, t, _) = call(
         "POST",
         &format!("{url}/v1/topics"),
@@ -64,7 +84,11 @@ async fn topics_produce_and_fetch_follow_the_contract() {
     assert_error(s, &body, 409, "topic_exists");
     let (s, l, _) = call("GET", &format!("{url}/v1/topics"), None).await;
     assert_eq!((s, l["topics"][0]["name"].clone()), (200, json!("orders")));
+}
 
+/// Two records to partition 2 (one binary), two with one key: offsets in
+/// request order, one key one partition.
+async fn produce_mixed_records_to_orders(url: &str) {
     let records = json!({"records": [
         {"key": "k", "value": "v", "headers": {"h": "x"}, "partition": 2},
         {"value_base64": "AAEC/w==", "partition": 2},
@@ -86,7 +110,10 @@ async fn topics_produce_and_fetch_follow_the_contract() {
         offs[2]["partition"], offs[3]["partition"],
         "one key, one partition"
     );
+}
 
+/// Partition 2 reads back as produced; max_records bounds the answer.
+async fn fetch_them_back(url: &str) {
     let (s, f, _) = call(
         "GET",
         &format!("{url}/v1/topics/orders/partitions/2/records?offset=0"),
@@ -118,18 +145,6 @@ async fn topics_produce_and_fetch_follow_the_contract() {
         ),
         (1, json!(1))
     );
-
-    let (s, d, _) = call("GET", &format!("{url}/v1/topics/orders"), None).await;
-    assert_eq!(s, 200);
-    assert_eq!(
-        d["partitions"][2],
-        json!({"partition": 2, "log_start_offset": 0, "high_watermark": 2})
-    );
-    let (s, _, _) = call("DELETE", &format!("{url}/v1/topics/orders"), None).await;
-    assert_eq!(s, 204);
-    let (s, body, _) = call("GET", &format!("{url}/v1/topics/orders"), None).await;
-    assert_error(s, &body, 404, "unknown_topic");
-    a.stop(1000).await;
 }
 
 /// POST raw bytes as a Kafka-batch produce body.
@@ -145,12 +160,9 @@ async fn post_batches(url: &str, body: bytes::Bytes) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kafka_record_batch_body_produces_like_json() {
-    use skiff::segment::{encode_chunk, Compression, Record};
-    let (a, url) = agent().await;
-    create_topic(&url, "bin", 3).await;
-    let records = [
+/// A keyed record with a header, and a binary one with no timestamp.
+fn two_records() -> [Record; 2] {
+    [
         Record {
             key: Some("k1".into()),
             value: Some("v1".into()),
@@ -162,8 +174,35 @@ async fn a_kafka_record_batch_body_produces_like_json() {
             timestamp_ms: -1,
             ..Record::default()
         },
-    ];
-    // Two batches in one body, the second zstd-compressed.
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_record_batch_body_produces_like_json() {
+    let (a, url) = agent().await;
+    create_topic(&url, "bin", 3).await;
+    let records = two_records();
+    produce_two_batches_and_read_them_as_json(&url, &records).await;
+    fetch_as_a_record_batch(&url).await;
+    // Without ?partition=, a keyed record goes where JSON would send it.
+    let (b, _) = encode_chunk(&records[..1], Compression::None).unwrap();
+    let (s, r) = post_batches(&format!("{url}/v1/topics/bin/records"), b).await;
+    let (s2, j, _) = call(
+        "POST",
+        &format!("{url}/v1/topics/bin/records"),
+        Some(json!({"records": [{"key": "k1", "value": "v1"}]})),
+    )
+    .await;
+    assert_eq!((s, s2), (200, 200));
+    assert_eq!(r["offsets"][0]["partition"], j["offsets"][0]["partition"]);
+    bad_batches_are_4xx(&url, &records).await;
+    a.stop(1_000).await;
+}
+
+/// Two batches in one body, the second zstd-compressed, to partition 2:
+/// they read back as JSON with their keys, headers and timestamps (a
+/// missing one set by the agent).
+async fn produce_two_batches_and_read_them_as_json(url: &str, records: &[Record]) {
     let (b1, _) = encode_chunk(&records[..1], Compression::None).unwrap();
     let (b2, _) = encode_chunk(&records[1..], Compression::Zstd).unwrap();
     let body = bytes::Bytes::from([b1.as_ref(), b2.as_ref()].concat());
@@ -192,8 +231,10 @@ async fn a_kafka_record_batch_body_produces_like_json() {
     assert_eq!(got[0]["timestamp_ms"], 1_700_000_000_000i64);
     assert_eq!(got[1]["value_base64"], "AAH/");
     assert!(got[1]["timestamp_ms"].as_i64().unwrap() > 1_700_000_000_000);
+}
 
-    // Fetch in the same format: offsets set, positions in headers.
+/// Fetch in the same format: offsets set, positions in headers.
+async fn fetch_as_a_record_batch(url: &str) {
     let resp = reqwest::Client::new()
         .get(format!("{url}/v1/topics/bin/partitions/2/records?offset=1"))
         .header("accept", skiff::agent::KAFKA_BATCH_CONTENT_TYPE)
@@ -212,20 +253,10 @@ async fn a_kafka_record_batch_body_produces_like_json() {
     assert_eq!(fetched.len(), 1);
     assert_eq!(fetched[0].offset, 1);
     assert_eq!(fetched[0].value.as_deref(), Some(&[0u8, 1, 255][..]));
+}
 
-    // Without ?partition=, a keyed record goes where JSON would send it.
-    let (b, _) = encode_chunk(&records[..1], Compression::None).unwrap();
-    let (s, r) = post_batches(&format!("{url}/v1/topics/bin/records"), b).await;
-    let (s2, j, _) = call(
-        "POST",
-        &format!("{url}/v1/topics/bin/records"),
-        Some(json!({"records": [{"key": "k1", "value": "v1"}]})),
-    )
-    .await;
-    assert_eq!((s, s2), (200, 200));
-    assert_eq!(r["offsets"][0]["partition"], j["offsets"][0]["partition"]);
-
-    // Garbage, a flipped byte and a bad partition are 4xx, never 5xx.
+/// Garbage, a flipped byte and a bad partition are 4xx, never 5xx.
+async fn bad_batches_are_4xx(url: &str, records: &[Record]) {
     let (s, e) = post_batches(&format!("{url}/v1/topics/bin/records"), "junk".into()).await;
     assert_error(s, &e, 400, "invalid_request");
     let (good, _) = encode_chunk(&records[..1], Compression::None).unwrap();
@@ -236,7 +267,6 @@ async fn a_kafka_record_batch_body_produces_like_json() {
     assert_error(s, &e, 400, "invalid_request");
     let (s, e) = post_batches(&format!("{url}/v1/topics/bin/records?partition=9"), good).await;
     assert_eq!(s, 404, "{e}");
-    a.stop(1_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,6 +297,108 @@ async fn atomic_produce_across_topics() {
     a.stop(1000).await;
 }
 
+/// A request that must be refused with `status` and error `code`.
+struct Refused {
+    method: &'static str,
+    path: String,
+    body: Option<Value>,
+    status: u16,
+    code: &'static str,
+}
+
+fn get(path: &str, status: u16, code: &'static str) -> Refused {
+    Refused {
+        method: "GET",
+        path: path.into(),
+        body: None,
+        status,
+        code,
+    }
+}
+
+fn post(path: &str, body: Value, status: u16, code: &'static str) -> Refused {
+    Refused {
+        method: "POST",
+        path: path.into(),
+        body: Some(body),
+        status,
+        code,
+    }
+}
+
+/// Unknown names (404) and the limits of an agent with record_bytes_max
+/// 1000 and request_bytes_max 20,000 (413), on topic "t" of 2 partitions
+/// holding one record in partition 0 (416 past it).
+fn unknown_and_too_large() -> Vec<Refused> {
+    let produce = "/v1/topics/t/records";
+    let many: Vec<Value> = (0..40).map(|_| json!({"value": "y".repeat(900)})).collect();
+    vec![
+        post(
+            "/v1/topics/nope/records",
+            json!({"records": [{"value": "v"}]}),
+            404,
+            "unknown_topic",
+        ),
+        get("/v1/topics/nope/partitions/0/records", 404, "unknown_topic"),
+        get(
+            "/v1/topics/t/partitions/9/records",
+            404,
+            "unknown_partition",
+        ),
+        post(
+            produce,
+            json!({"records": [{"value": "v", "partition": 9}]}),
+            404,
+            "unknown_partition",
+        ),
+        post(
+            produce,
+            json!({"records": [{"value": "x".repeat(2000)}]}),
+            413,
+            "too_large",
+        ),
+        post(produce, json!({ "records": many }), 413, "too_large"),
+        get(
+            "/v1/topics/t/partitions/0/records?offset=5",
+            416,
+            "offset_out_of_range",
+        ),
+    ]
+}
+
+/// Malformed values, fields, names and numbers: 400.
+fn invalid_requests() -> Vec<Refused> {
+    let produce = "/v1/topics/t/records";
+    let invalid = |path: &str, body: Value| post(path, body, 400, "invalid_request");
+    vec![
+        invalid(
+            produce,
+            json!({"records": [{"value_base64": "not base64!"}]}),
+        ),
+        invalid(produce, json!({"records": []})),
+        invalid(
+            produce,
+            json!({"records": [{"value": "a", "valeu": "typo"}]}),
+        ),
+        invalid(
+            produce,
+            json!({"records": [{"value": "a", "value_base64": "YQ=="}]}),
+        ),
+        invalid("/v1/topics", json!({"name": "bad name", "partitions": 1})),
+        invalid("/v1/topics", json!({"name": "x", "partitions": 0})),
+        get(
+            "/v1/topics/t/partitions/abc/records",
+            400,
+            "invalid_request",
+        ),
+        get(
+            "/v1/topics/t/partitions/0/records?offset=-1",
+            400,
+            "invalid_request",
+        ),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_the_documented_4xx() {
     let (a, url) = agent_with(Settings {
@@ -277,125 +409,19 @@ async fn bad_input_gets_the_documented_4xx() {
     })
     .await;
     create_topic(&url, "t", 2).await;
+    let produce = format!("{url}/v1/topics/t/records");
     call(
         "POST",
-        &format!("{url}/v1/topics/t/records"),
+        &produce,
         Some(json!({"records": [{"value": "x", "partition": 0}]})),
     )
     .await;
-    let produce = format!("{url}/v1/topics/t/records");
-    let cases: Vec<(&str, String, Option<Value>, u16, &str)> = vec![
-        (
-            "POST",
-            format!("{url}/v1/topics/nope/records"),
-            Some(json!({"records": [{"value": "v"}]})),
-            404,
-            "unknown_topic",
-        ),
-        (
-            "GET",
-            format!("{url}/v1/topics/nope/partitions/0/records"),
-            None,
-            404,
-            "unknown_topic",
-        ),
-        (
-            "GET",
-            format!("{url}/v1/topics/t/partitions/9/records"),
-            None,
-            404,
-            "unknown_partition",
-        ),
-        (
-            "POST",
-            produce.clone(),
-            Some(json!({"records": [{"value": "v", "partition": 9}]})),
-            404,
-            "unknown_partition",
-        ),
-        (
-            "POST",
-            produce.clone(),
-            Some(json!({"records": [{"value": "x".repeat(2000)}]})),
-            413,
-            "too_large",
-        ),
-        (
-            "POST",
-            produce.clone(),
-            Some(
-                json!({"records": (0..40).map(|_| json!({"value": "y".repeat(900)})).collect::<Vec<_>>()}),
-            ),
-            413,
-            "too_large",
-        ),
-        (
-            "GET",
-            format!("{url}/v1/topics/t/partitions/0/records?offset=5"),
-            None,
-            416,
-            "offset_out_of_range",
-        ),
-        (
-            "POST",
-            produce.clone(),
-            Some(json!({"records": [{"value_base64": "not base64!"}]})),
-            400,
-            "invalid_request",
-        ),
-        (
-            "POST",
-            produce.clone(),
-            Some(json!({"records": []})),
-            400,
-            "invalid_request",
-        ),
-        (
-            "POST",
-            produce.clone(),
-            Some(json!({"records": [{"value": "a", "valeu": "typo"}]})),
-            400,
-            "invalid_request",
-        ),
-        (
-            "POST",
-            produce.clone(),
-            Some(json!({"records": [{"value": "a", "value_base64": "YQ=="}]})),
-            400,
-            "invalid_request",
-        ),
-        (
-            "POST",
-            format!("{url}/v1/topics"),
-            Some(json!({"name": "bad name", "partitions": 1})),
-            400,
-            "invalid_request",
-        ),
-        (
-            "POST",
-            format!("{url}/v1/topics"),
-            Some(json!({"name": "x", "partitions": 0})),
-            400,
-            "invalid_request",
-        ),
-        (
-            "GET",
-            format!("{url}/v1/topics/t/partitions/abc/records"),
-            None,
-            400,
-            "invalid_request",
-        ),
-        (
-            "GET",
-            format!("{url}/v1/topics/t/partitions/0/records?offset=-1"),
-            None,
-            400,
-            "invalid_request",
-        ),
-    ];
-    for (m, u, b, want, code) in cases {
-        let (s, body, _) = call(m, &u, b).await;
-        assert_error(s, &body, want, code);
+    for r in unknown_and_too_large()
+        .into_iter()
+        .chain(invalid_requests())
+    {
+        let (s, body, _) = call(r.method, &format!("{url}{}", r.path), r.body).await;
+        assert_error(s, &body, r.status, r.code);
     }
     let (s, body, _) = call(
         "GET",
@@ -601,6 +627,24 @@ async fn openapi_documents_exactly_the_served_routes_and_ops_endpoints_answer() 
         }
     }
     documented.sort();
+    assert_eq!(documented, served_routes());
+    assert_every_route_is_routed(&url, &documented).await;
+    let (s, _, _) = call("GET", &format!("{url}/healthz"), None).await;
+    assert_eq!(s, 200);
+    let (s, _, _) = call("GET", &format!("{url}/readyz"), None).await;
+    assert_eq!(s, 200);
+    let (s, m, _) = call("GET", &format!("{url}/metrics"), None).await;
+    assert_eq!(s, 200);
+    let m = m.as_str().unwrap().to_string();
+    assert!(
+        m.contains("skiff_http_requests_total") && m.contains("skiff_store_requests_total"),
+        "{m}"
+    );
+    a.stop(1000).await;
+}
+
+/// Every route the agent serves, as (method, path template), sorted.
+fn served_routes() -> Vec<(String, String)> {
     let mut served: Vec<(String, String)> = [
         ("POST", "/v1/topics"),
         ("GET", "/v1/topics"),
@@ -633,9 +677,12 @@ async fn openapi_documents_exactly_the_served_routes_and_ops_endpoints_answer() 
     .map(|(m, p)| (m.to_string(), p.to_string()))
     .collect();
     served.sort();
-    assert_eq!(documented, served);
-    // Every documented route is really routed (no 404/405 from the router).
-    for (method, path) in &documented {
+    served
+}
+
+/// Every documented route is really routed (no 404/405 from the router).
+async fn assert_every_route_is_routed(url: &str, documented: &[(String, String)]) {
+    for (method, path) in documented {
         let concrete = path
             .replace("{topic}", "t")
             .replace("{partition}", "0")
@@ -657,16 +704,4 @@ async fn openapi_documents_exactly_the_served_routes_and_ops_endpoints_answer() 
             "{method} {path} is not routed ({s} {body})"
         );
     }
-    let (s, _, _) = call("GET", &format!("{url}/healthz"), None).await;
-    assert_eq!(s, 200);
-    let (s, _, _) = call("GET", &format!("{url}/readyz"), None).await;
-    assert_eq!(s, 200);
-    let (s, m, _) = call("GET", &format!("{url}/metrics"), None).await;
-    assert_eq!(s, 200);
-    let m = m.as_str().unwrap().to_string();
-    assert!(
-        m.contains("skiff_http_requests_total") && m.contains("skiff_store_requests_total"),
-        "{m}"
-    );
-    a.stop(1000).await;
 }

@@ -1,6 +1,7 @@
 //! Durability under failure: faults at every step of the write path, real
-//! concurrent agents on one store checked by the history checker, a process
-//! killed mid-flush, and a writer frozen across a GC of the log.
+//! concurrent agents on one store checked by the history checker (on every
+//! store kind, one test each), a process killed mid-flush, and a writer
+//! frozen across a GC of the log.
 
 mod common;
 
@@ -12,6 +13,11 @@ use skiff::store::{Fault, FaultRule, FaultStore, Op, SharedStore};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+per_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    three_agents_producing_concurrently_keep_offsets_dense_and_order,
+);
 
 type Acked = Arc<parking_lot::Mutex<BTreeMap<(u32, u64), String>>>;
 /// Per producer, the acked (partition, offset) in send order.
@@ -140,86 +146,102 @@ async fn faults_at_every_write_step_lose_nothing_acked_and_serve_nothing_twice()
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_agents_producing_concurrently_keep_offsets_dense_and_order() {
-    for kind in store_kinds() {
-        let (store, _guard) = new_store(kind);
-        let agents = vec![node(&store).await, node(&store).await, node(&store).await];
-        agents[0]
-            .create_topic("t", 3, TopicConfig::default())
-            .await
-            .unwrap();
-        for a in &agents {
-            a.log().catch_up().await.unwrap();
-        }
-        let requests = if is_s3(kind) { 15 } else { 40 };
-        let acked: Acked = Default::default();
-        let sent: SendOrder = Default::default();
-        let mut tasks = Vec::new();
-        for pid in 0..6usize {
-            let agent = agents[pid % 3].clone();
-            let acked = acked.clone();
-            let sent = sent.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut rng = rand::rngs::SmallRng::seed_from_u64(pid as u64);
-                for i in 0..requests {
-                    let partition = rng.random_range(0..3u32);
-                    let n = rng.random_range(1..=4usize);
-                    let values: Vec<String> = (0..n)
-                        .map(|j| format!("a{}-p{pid}-{i}-{j}", pid % 3))
-                        .collect();
-                    let offsets = agent
-                        .produce(request("t", partition, &values))
-                        .await
-                        .unwrap();
-                    let mut a = acked.lock();
-                    for (o, v) in offsets.iter().zip(values) {
-                        assert!(a.insert((partition, *o), v).is_none(), "offset acked twice");
-                        sent.lock().entry(pid).or_default().push((partition, *o));
-                    }
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        // Every agent committed, and they raced for sequences.
-        let conflicts: u64 = agents
-            .iter()
-            .map(|a| {
-                a.log()
-                    .stats()
-                    .conflicts
-                    .load(std::sync::atomic::Ordering::Relaxed)
-            })
-            .sum();
-        println!(
-            "{kind}: {} records acked, {conflicts} commit conflicts",
-            acked.lock().len()
-        );
-        verify_from_fresh_agent(&store, &acked).await;
-        // Each producer's records keep their order within a partition.
-        for (pid, offs) in sent.lock().iter() {
-            for p in 0..3 {
-                let mine: Vec<u64> = offs
-                    .iter()
-                    .filter(|(q, _)| *q == p)
-                    .map(|(_, o)| *o)
+async fn three_agents_producing_concurrently_keep_offsets_dense_and_order(kind: &'static str) {
+    let (store, _guard) = new_store(kind);
+    let agents = vec![node(&store).await, node(&store).await, node(&store).await];
+    agents[0]
+        .create_topic("t", 3, TopicConfig::default())
+        .await
+        .unwrap();
+    for a in &agents {
+        a.log().catch_up().await.unwrap();
+    }
+    let requests = if is_s3(kind) { 15 } else { 40 };
+    let (acked, sent) = produce_from_six_producers(&agents, requests).await;
+    // Every agent committed, and they raced for sequences.
+    let conflicts: u64 = agents
+        .iter()
+        .map(|a| {
+            a.log()
+                .stats()
+                .conflicts
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
+    println!(
+        "{kind}: {} records acked, {conflicts} commit conflicts",
+        acked.lock().len()
+    );
+    verify_from_fresh_agent(&store, &acked).await;
+    assert_each_producer_kept_its_order(kind, &sent.lock());
+    assert_agents_converge(kind, &agents).await;
+}
+
+/// Six producers, two per agent, each sending `requests` plain requests of
+/// 1..=4 records to random partitions; returns what was acked and, per
+/// producer, the acked positions in send order.
+async fn produce_from_six_producers(
+    agents: &[Arc<skiff::node::Node>],
+    requests: usize,
+) -> (Acked, SendOrder) {
+    let acked: Acked = Default::default();
+    let sent: SendOrder = Default::default();
+    let mut tasks = Vec::new();
+    for pid in 0..6usize {
+        let agent = agents[pid % 3].clone();
+        let acked = acked.clone();
+        let sent = sent.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(pid as u64);
+            for i in 0..requests {
+                let partition = rng.random_range(0..3u32);
+                let n = rng.random_range(1..=4usize);
+                let values: Vec<String> = (0..n)
+                    .map(|j| format!("a{}-p{pid}-{i}-{j}", pid % 3))
                     .collect();
-                assert!(
-                    mine.windows(2).all(|w| w[0] < w[1]),
-                    "{kind}: producer {pid} order broken on partition {p}"
-                );
+                let offsets = agent
+                    .produce(request("t", partition, &values))
+                    .await
+                    .unwrap();
+                let mut a = acked.lock();
+                for (o, v) in offsets.iter().zip(values) {
+                    assert!(a.insert((partition, *o), v).is_none(), "offset acked twice");
+                    sent.lock().entry(pid).or_default().push((partition, *o));
+                }
             }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (acked, sent)
+}
+
+/// Each producer's records keep their order within a partition.
+fn assert_each_producer_kept_its_order(kind: &str, sent: &BTreeMap<usize, Vec<(u32, u64)>>) {
+    for (pid, offs) in sent {
+        for p in 0..3 {
+            let mine: Vec<u64> = offs
+                .iter()
+                .filter(|(q, _)| *q == p)
+                .map(|(_, o)| *o)
+                .collect();
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "{kind}: producer {pid} order broken on partition {p}"
+            );
         }
-        // Every agent converges on the same state.
-        for a in &agents {
-            a.log().catch_up().await.unwrap();
-        }
-        let s0 = agents[0].log().state().clone();
-        for a in &agents[1..] {
-            assert_eq!(*a.log().state(), s0, "{kind}: agents disagree");
-        }
+    }
+}
+
+/// Every agent, caught up, holds the same state.
+async fn assert_agents_converge(kind: &str, agents: &[Arc<skiff::node::Node>]) {
+    for a in agents {
+        a.log().catch_up().await.unwrap();
+    }
+    let s0 = agents[0].log().state().clone();
+    for a in &agents[1..] {
+        assert_eq!(*a.log().state(), s0, "{kind}: agents disagree");
     }
 }
 

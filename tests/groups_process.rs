@@ -100,12 +100,52 @@ async fn member(url: String, batches: usize, seen: Seen) -> Result<(), reqwest::
     Ok(())
 }
 
+// ---- A stream group of 100k records through a SIGKILL ----
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_group_over_three_agent_processes_consumes_100k_records_through_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().to_str().unwrap();
-    let agents: Vec<AgentProcess> = (0..3).map(|_| AgentProcess::start(store, &[])).collect();
+    let mut agents: Vec<AgentProcess> = (0..3).map(|_| AgentProcess::start(store, &[])).collect();
     let urls: Vec<String> = agents.iter().map(|a| a.url.clone()).collect();
+    events_on_every_agent(&urls).await;
+    let seen: Seen = Default::default();
+    let watcher = watch_offsets_never_go_back(urls[0].clone());
+    let tasks = join_members_one_at_a_time(&urls, &seen).await;
+    // Kill mid-way: once a tenth of the records are processed.
+    until("consumption gets going", 60, async || {
+        seen.lock().len() >= 10_000
+    })
+    .await;
+    agents.pop().unwrap().kill(); // agent 2 dies with its members
+    for t in tasks {
+        let _ = t.await.unwrap();
+    }
+    watcher.await.unwrap();
+    finish_on_a_survivor(&urls[1], &seen).await;
+    let s = std::mem::take(&mut *seen.lock());
+    for p in 0..5u64 {
+        for o in 0..20_000u64 {
+            assert!(s.contains(&(p, o)), "record {p}/{o} skipped");
+        }
+    }
+    assert_a_stale_generation_is_fenced(&urls).await;
+    // Restart every agent: the group's offsets are exactly as before.
+    let (_, before) = call("GET", &format!("{}/v1/groups/g", urls[0]), None)
+        .await
+        .unwrap();
+    for a in agents {
+        assert!(a.terminate().success());
+    }
+    let fresh = AgentProcess::start(store, &[]);
+    let (_, after) = call("GET", &format!("{}/v1/groups/g", fresh.url), None)
+        .await
+        .unwrap();
+    assert_eq!(before["offsets"], after["offsets"]);
+}
+
+/// Topic "events": 5 partitions of 20,000 records, known to every agent.
+async fn events_on_every_agent(urls: &[String]) {
     call(
         "POST",
         &format!("{}/v1/topics", urls[0]),
@@ -114,16 +154,17 @@ async fn a_stream_group_over_three_agent_processes_consumes_100k_records_through
     .await
     .unwrap();
     produce(&urls[0], "events", 5, 20_000).await;
-    for u in &urls {
+    for u in urls {
         Client::new(u).await_topic("events", 20_000).await.unwrap();
     }
-    let seen: Seen = Default::default();
-    // Committed offsets never go backwards, as seen from outside.
-    let watch_url = urls[0].clone();
-    let watcher = tokio::spawn(async move {
+}
+
+/// Committed offsets never go backwards, as seen from outside.
+fn watch_offsets_never_go_back(url: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         let mut last: BTreeMap<u64, u64> = BTreeMap::new();
         for _ in 0..400 {
-            if let Ok((200, g)) = call("GET", &format!("{watch_url}/v1/groups/g"), None).await {
+            if let Ok((200, g)) = call("GET", &format!("{url}/v1/groups/g"), None).await {
                 for o in g["offsets"].as_array().unwrap() {
                     let (p, off) = (
                         o["partition"].as_u64().unwrap(),
@@ -136,7 +177,14 @@ async fn a_stream_group_over_three_agent_processes_consumes_100k_records_through
             // Sampling period of the watcher.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    });
+    })
+}
+
+/// Long-lived members and members that leave early, on every agent.
+async fn join_members_one_at_a_time(
+    urls: &[String],
+    seen: &Seen,
+) -> Vec<tokio::task::JoinHandle<Result<(), reqwest::Error>>> {
     let mut tasks = Vec::new();
     for (i, batches) in [(0usize, 30usize), (1, 30), (2, 30), (0, 3), (1, 2), (2, 30)] {
         let generation = async || match call("GET", &format!("{}/v1/groups/g", urls[i]), None).await
@@ -149,19 +197,12 @@ async fn a_stream_group_over_three_agent_processes_consumes_100k_records_through
         // One join at a time, so rebalances interleave with work.
         until("the member joins", 20, async || generation().await > before).await;
     }
-    // Kill mid-way: once a tenth of the records are processed.
-    until("consumption gets going", 60, async || {
-        seen.lock().len() >= 10_000
-    })
-    .await;
-    let mut agents = agents;
-    agents.pop().unwrap().kill(); // agent 2 dies with its members
-    for t in tasks {
-        let _ = t.await.unwrap();
-    }
-    watcher.await.unwrap();
-    // One member on a survivor finishes from the committed offsets (the
-    // dead agent's members expire after their 3 s session timeout).
+    tasks
+}
+
+/// One member on a survivor finishes from the committed offsets (the dead
+/// agent's members expire after their 3 s session timeout).
+async fn finish_on_a_survivor(url: &str, seen: &Seen) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.lock().len() < 100_000 {
         assert!(
@@ -169,15 +210,13 @@ async fn a_stream_group_over_three_agent_processes_consumes_100k_records_through
             "only {} of 100000 records processed",
             seen.lock().len()
         );
-        member(urls[1].clone(), 20, seen.clone()).await.unwrap();
+        member(url.to_string(), 20, seen.clone()).await.unwrap();
     }
-    let s = std::mem::take(&mut *seen.lock());
-    for p in 0..5u64 {
-        for o in 0..20_000u64 {
-            assert!(s.contains(&(p, o)), "record {p}/{o} skipped");
-        }
-    }
-    // A stale generation is fenced.
+}
+
+/// A member joins on agent 0, another on agent 1: the first one's commit
+/// with its old generation answers 409.
+async fn assert_a_stale_generation_is_fenced(urls: &[String]) {
     let (_, m) = call(
         "POST",
         &format!("{}/v1/groups/g/members", urls[0]),
@@ -202,18 +241,23 @@ async fn a_stream_group_over_three_agent_processes_consumes_100k_records_through
     .await
     .unwrap();
     assert_eq!(s, 409);
-    // Restart every agent: the group's offsets are exactly as before.
-    let (_, before) = call("GET", &format!("{}/v1/groups/g", urls[0]), None)
-        .await
-        .unwrap();
-    for a in agents {
-        assert!(a.terminate().success());
-    }
-    let fresh = AgentProcess::start(store, &[]);
-    let (_, after) = call("GET", &format!("{}/v1/groups/g", fresh.url), None)
-        .await
-        .unwrap();
-    assert_eq!(before["offsets"], after["offsets"]);
+}
+
+// ---- A queue group over two agents, one SIGKILLed ----
+
+/// What the queue workers saw, keyed by "partition/offset" (deliveries by
+/// their receipt).
+#[derive(Clone, Default)]
+struct Ledger {
+    /// Acks answered "ok", per message.
+    acked: Arc<parking_lot::Mutex<BTreeMap<String, u32>>>,
+    /// Every receipt handed out.
+    deliveries: Arc<parking_lot::Mutex<BTreeSet<String>>>,
+    /// The delivery count at which each message was acked.
+    acked_at: Arc<parking_lot::Mutex<BTreeMap<String, u64>>>,
+    /// Acks sent to an agent that was killed before it answered: they may
+    /// or may not have landed.
+    unanswered: Arc<parking_lot::Mutex<BTreeSet<String>>>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,6 +267,49 @@ async fn a_queue_group_over_two_agent_processes_redelivers_only_unacked_after_a_
     let a = AgentProcess::start(store, &[]);
     let b = AgentProcess::start(store, &[]);
     let (ua, ub) = (a.url.clone(), b.url.clone());
+    jobs_queue_on_both(&ua, &ub).await;
+    let ledger = Ledger::default();
+    let mut tasks = vec![];
+    for i in 0..4u64 {
+        let url = if i % 2 == 0 { ua.clone() } else { ub.clone() };
+        tasks.push(tokio::spawn(worker(url, i + 1, ledger.clone())));
+    }
+    // Kill mid-way: once a sixth of the messages were delivered.
+    until("receiving gets going", 60, async || {
+        ledger.deliveries.lock().len() >= 100
+    })
+    .await;
+    b.kill(); // its workers' leases expire and go to the survivor's workers
+    for t in tasks {
+        t.await.unwrap();
+    }
+    tokio::spawn(worker(ua.clone(), 99, ledger.clone()))
+        .await
+        .unwrap();
+    settle_everything_through(&ua, &ledger).await;
+    let dead = dead_letters(&ua).await;
+    assert_each_message_acked_once_or_dead_lettered(&ledger, &dead);
+    assert_no_delivery_after_an_ack(&ledger);
+    println!(
+        "{} acked, {} dead-lettered, {} deliveries",
+        ledger.acked.lock().len(),
+        dead.len(),
+        ledger.deliveries.lock().len()
+    );
+    let (_, before) = call("GET", &format!("{ua}/v1/queues/w"), None)
+        .await
+        .unwrap();
+    assert!(a.terminate().success());
+    let fresh = AgentProcess::start(store, &[]);
+    let (_, after) = call("GET", &format!("{}/v1/queues/w", fresh.url), None)
+        .await
+        .unwrap();
+    assert_eq!(before, after, "restart changed the queue");
+}
+
+/// Topic "jobs" (2 partitions of 300 records) and queue group "w" over it,
+/// known to both agents.
+async fn jobs_queue_on_both(ua: &str, ub: &str) {
     call(
         "POST",
         &format!("{ua}/v1/topics"),
@@ -230,7 +317,7 @@ async fn a_queue_group_over_two_agent_processes_redelivers_only_unacked_after_a_
     )
     .await
     .unwrap();
-    produce(&ua, "jobs", 2, 300).await;
+    produce(ua, "jobs", 2, 300).await;
     let (s, _) = call(
         "PUT",
         &format!("{ua}/v1/queues/w"),
@@ -239,88 +326,81 @@ async fn a_queue_group_over_two_agent_processes_redelivers_only_unacked_after_a_
     .await
     .unwrap();
     assert_eq!(s, 200);
-    Client::new(&ub).await_topic("w.dlq", 20_000).await.unwrap();
-    let acked: Arc<parking_lot::Mutex<BTreeMap<String, u32>>> = Default::default();
-    let deliveries: Arc<parking_lot::Mutex<BTreeSet<String>>> = Default::default();
-    let acked_at: Arc<parking_lot::Mutex<BTreeMap<String, u64>>> = Default::default();
-    // Acks sent to an agent that was killed before it answered: they may
-    // or may not have landed.
-    let unanswered: Arc<parking_lot::Mutex<BTreeSet<String>>> = Default::default();
-    let worker = |url: String, seed: u64| {
-        let (acked, deliveries, acked_at) = (acked.clone(), deliveries.clone(), acked_at.clone());
-        let unanswered = unanswered.clone();
-        async move {
-            let mut n = seed;
-            let mut idle = 0;
-            while idle < 6 {
-                let Ok((200, r)) = call(
-                    "POST",
-                    &format!("{url}/v1/queues/w/receive"),
-                    Some(json!({"max_messages": 10, "wait_ms": 300})),
-                )
-                .await
-                else {
-                    return;
-                };
-                let msgs = r["messages"].as_array().cloned().unwrap_or_default();
-                idle = if msgs.is_empty() { idle + 1 } else { 0 };
-                for m in msgs {
-                    let receipt = m["receipt"].as_str().unwrap().to_string();
-                    assert!(
-                        deliveries.lock().insert(receipt.clone()),
-                        "delivery {receipt} handed out twice"
-                    );
-                    n = n
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    let action = match (n >> 33) % 10 {
-                        0..=6 => "ack",
-                        7 => "nack",
-                        _ => continue,
-                    };
-                    let Ok((200, res)) = call(
-                        "POST",
-                        &format!("{url}/v1/queues/w/{action}"),
-                        Some(json!({"receipts": [receipt]})),
-                    )
-                    .await
-                    else {
-                        if action == "ack" {
-                            let msg = format!("{}/{}", m["partition"], m["offset"]);
-                            unanswered.lock().insert(msg);
-                        }
-                        return;
-                    };
-                    if action == "ack" && res["results"][0]["status"] == "ok" {
-                        let msg = format!("{}/{}", m["partition"], m["offset"]);
-                        *acked.lock().entry(msg.clone()).or_default() += 1;
-                        acked_at
-                            .lock()
-                            .insert(msg, m["delivery_count"].as_u64().unwrap());
-                    }
-                }
+    Client::new(ub).await_topic("w.dlq", 20_000).await.unwrap();
+}
+
+/// A queue worker over HTTP: each message received is acked (70%), nacked
+/// (10%) or left to its lease's expiry (20%), by a generator seeded with
+/// `seed`, until 6 receives in a row find nothing. Stops when its agent is
+/// gone.
+async fn worker(url: String, seed: u64, ledger: Ledger) {
+    let mut n = seed;
+    let mut idle = 0;
+    while idle < 6 {
+        let Ok((200, r)) = call(
+            "POST",
+            &format!("{url}/v1/queues/w/receive"),
+            Some(json!({"max_messages": 10, "wait_ms": 300})),
+        )
+        .await
+        else {
+            return;
+        };
+        let msgs = r["messages"].as_array().cloned().unwrap_or_default();
+        idle = if msgs.is_empty() { idle + 1 } else { 0 };
+        for m in msgs {
+            let receipt = m["receipt"].as_str().unwrap().to_string();
+            assert!(
+                ledger.deliveries.lock().insert(receipt.clone()),
+                "delivery {receipt} handed out twice"
+            );
+            n = n
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let action = match (n >> 33) % 10 {
+                0..=6 => "ack",
+                7 => "nack",
+                _ => continue,
+            };
+            if !settle(&url, action, &m, receipt, &ledger).await {
+                return;
             }
         }
+    }
+}
+
+/// Acks or nacks `m` by its `receipt`, recording an ack answered "ok";
+/// false when the agent did not answer (an ack is then recorded as
+/// unanswered).
+async fn settle(url: &str, action: &str, m: &Value, receipt: String, ledger: &Ledger) -> bool {
+    let msg = format!("{}/{}", m["partition"], m["offset"]);
+    let Ok((200, res)) = call(
+        "POST",
+        &format!("{url}/v1/queues/w/{action}"),
+        Some(json!({"receipts": [receipt]})),
+    )
+    .await
+    else {
+        if action == "ack" {
+            ledger.unanswered.lock().insert(msg);
+        }
+        return false;
     };
-    let mut tasks = vec![];
-    for i in 0..4u64 {
-        let url = if i % 2 == 0 { ua.clone() } else { ub.clone() };
-        tasks.push(tokio::spawn(worker(url, i + 1)));
+    if action == "ack" && res["results"][0]["status"] == "ok" {
+        *ledger.acked.lock().entry(msg.clone()).or_default() += 1;
+        ledger
+            .acked_at
+            .lock()
+            .insert(msg, m["delivery_count"].as_u64().unwrap());
     }
-    // Kill mid-way: once a sixth of the messages were delivered.
-    until("receiving gets going", 60, async || {
-        deliveries.lock().len() >= 100
-    })
-    .await;
-    b.kill(); // its workers' leases expire and go to the survivor's workers
-    for t in tasks {
-        t.await.unwrap();
-    }
-    tokio::spawn(worker(ua.clone(), 99)).await.unwrap();
-    // Wait until every message is settled.
+    true
+}
+
+/// Runs workers on `url` until every message is settled.
+async fn settle_everything_through(url: &str, ledger: &Ledger) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (_, q) = call("GET", &format!("{ua}/v1/queues/w"), None)
+        let (_, q) = call("GET", &format!("{url}/v1/queues/w"), None)
             .await
             .unwrap();
         let settled = q["partitions"]
@@ -332,16 +412,22 @@ async fn a_queue_group_over_two_agent_processes_redelivers_only_unacked_after_a_
             break;
         }
         assert!(Instant::now() < deadline, "queue never settled: {q}");
-        tokio::spawn(worker(ua.clone(), 7)).await.unwrap();
+        tokio::spawn(worker(url.to_string(), 7, ledger.clone()))
+            .await
+            .unwrap();
     }
+}
+
+/// The "partition/offset" of every message in `w.dlq`.
+async fn dead_letters(url: &str) -> BTreeSet<String> {
     let (_, dlq) = call(
         "GET",
-        &format!("{ua}/v1/topics/w.dlq/partitions/0/records?offset=0&max_records=10000"),
+        &format!("{url}/v1/topics/w.dlq/partitions/0/records?offset=0&max_records=10000"),
         None,
     )
     .await
     .unwrap();
-    let dead: BTreeSet<String> = dlq["records"]
+    dlq["records"]
         .as_array()
         .unwrap()
         .iter()
@@ -352,14 +438,19 @@ async fn a_queue_group_over_two_agent_processes_redelivers_only_unacked_after_a_
                 r["headers"]["skiff-dlq-offset"].as_str().unwrap()
             )
         })
-        .collect();
-    let acked = acked.lock().clone();
+        .collect()
+}
+
+/// Every message was acked exactly once or dead-lettered, never both; or
+/// its one ack went unanswered.
+fn assert_each_message_acked_once_or_dead_lettered(ledger: &Ledger, dead: &BTreeSet<String>) {
+    let acked = ledger.acked.lock().clone();
     for p in 0..2 {
         for o in 0..300 {
             let k = format!("{p}/{o}");
             let n = acked.get(&k).copied().unwrap_or(0);
             assert!(n <= 1, "{k} acked {n} times");
-            let lost_answer = n == 0 && !dead.contains(&k) && unanswered.lock().contains(&k);
+            let lost_answer = n == 0 && !dead.contains(&k) && ledger.unanswered.lock().contains(&k);
             assert!(
                 ((n == 1) ^ dead.contains(&k)) || lost_answer,
                 "{k}: acked {n}, dead {}",
@@ -367,31 +458,19 @@ async fn a_queue_group_over_two_agent_processes_redelivers_only_unacked_after_a_
             );
         }
     }
-    // Acked messages were never delivered again after their ack: no
-    // delivery of an acked message has a higher count than the acked one.
-    for receipt in deliveries.lock().iter() {
+}
+
+/// Acked messages were never delivered again after their ack: no delivery
+/// of an acked message has a higher count than the acked one.
+fn assert_no_delivery_after_an_ack(ledger: &Ledger) {
+    for receipt in ledger.deliveries.lock().iter() {
         let parts: Vec<&str> = receipt.rsplitn(4, '/').collect();
         let (d, o, p) = (parts[0].parse::<u64>().unwrap(), parts[1], parts[2]);
-        if let Some(at) = acked_at.lock().get(&format!("{p}/{o}")) {
+        if let Some(at) = ledger.acked_at.lock().get(&format!("{p}/{o}")) {
             assert!(
                 d <= *at,
                 "{p}/{o} was delivered again (delivery {d}) after its ack at delivery {at}"
             );
         }
     }
-    println!(
-        "{} acked, {} dead-lettered, {} deliveries",
-        acked.len(),
-        dead.len(),
-        deliveries.lock().len()
-    );
-    let (_, before) = call("GET", &format!("{ua}/v1/queues/w"), None)
-        .await
-        .unwrap();
-    assert!(a.terminate().success());
-    let fresh = AgentProcess::start(store, &[]);
-    let (_, after) = call("GET", &format!("{}/v1/queues/w", fresh.url), None)
-        .await
-        .unwrap();
-    assert_eq!(before, after, "restart changed the queue");
 }

@@ -87,6 +87,113 @@ async fn post_entry(url: &str, body: Bytes) -> (u16, serde_json::Value) {
     (status, v)
 }
 
+/// A crafted entry, what the refusal must mention, and its name.
+type Crafted = (&'static str, Bytes, &'static str);
+
+/// An entry of one inline Append of `value` to `t`/0, its chunk
+/// description then changed by `lie`.
+fn lying_append(
+    id: u64,
+    now: u64,
+    value: &str,
+    lie: impl FnOnce(&mut ChunkIntent),
+) -> (Intent, Bytes) {
+    let (append, blob) = inline_append("t", id, &[record(value, now as i64)]);
+    let Intent::Append(mut a) = append else {
+        unreachable!()
+    };
+    lie(&mut a.chunks[0]);
+    (Intent::Append(a), blob)
+}
+
+/// Appends whose chunks lie about where they are, what they hold or when.
+fn lying_chunks(id: u64, now: u64) -> Vec<Crafted> {
+    let (missing_segment, _) = lying_append(id, now, "x", |c| {
+        c.location = Location::Segment {
+            key: "segments/01JD0000000000000000000000.seg".into(),
+            start: 0,
+            len: c.record_count,
+        }
+    });
+    let (inflated, inflated_blob) = lying_append(id, now, "x", |c| c.record_count = 1_000_000);
+    let (big, big_blob) = inline_append("t", id, &[record(&"x".repeat(5 << 20), now as i64)]);
+    let (bad_ts, bad_ts_blob) = lying_append(id, now, "x", |c| c.max_timestamp_ms = i64::MAX);
+    vec![
+        (
+            "missing segment",
+            entry(now, vec![missing_segment], Bytes::new()),
+            "does not exist",
+        ),
+        (
+            "claimed count",
+            entry(now, vec![inflated], inflated_blob),
+            "records",
+        ),
+        (
+            "5 MiB record",
+            entry(now, vec![big], big_blob),
+            "record_bytes_max",
+        ),
+        (
+            "max timestamp",
+            entry(now, vec![bad_ts], bad_ts_blob),
+            "max timestamp",
+        ),
+    ]
+}
+
+/// Intents out of bounds: a trim past retention, a clock from the future,
+/// a huge receive, an unbounded queue, topic names that are paths.
+fn out_of_bounds_intents(now: u64) -> Vec<Crafted> {
+    let trim = Intent::Trim {
+        topic: "t".into(),
+        partition: 0,
+        log_start_offset: 2,
+    };
+    let year_2500 = 16_725_225_600_000;
+    let receive = Intent::Receive {
+        group: "q".into(),
+        max_messages: 2_000_000,
+        visibility_ms: 1000,
+    };
+    let queue = Intent::ConfigureQueue {
+        group: "q".into(),
+        config: QueueConfig {
+            topics: vec!["t".into()],
+            max_deliveries: 3,
+            visibility_ms: 1000,
+            in_flight_max: 1 << 62,
+        },
+    };
+    let mut cases = vec![
+        ("trim", entry(now, vec![trim], Bytes::new()), "retention"),
+        (
+            "tick from 2500",
+            entry(year_2500, vec![Intent::Tick], Bytes::new()),
+            "ahead",
+        ),
+        (
+            "huge receive",
+            entry(now, vec![receive], Bytes::new()),
+            "max_messages",
+        ),
+        (
+            "in_flight_max",
+            entry(now, vec![queue], Bytes::new()),
+            "in_flight_max",
+        ),
+    ];
+    for name in ["", "../../x", "a/b"] {
+        let create = Intent::CreateTopic {
+            name: name.into(),
+            partitions: 1,
+            config: TopicConfig::default(),
+        };
+        cases.push(("topic name", entry(now, vec![create], Bytes::new()), "name"));
+    }
+    cases
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crafted_forwarded_entries_are_refused_and_change_nothing() {
     let (agent, _g, url) = leader().await;
@@ -103,98 +210,31 @@ async fn crafted_forwarded_entries_are_refused_and_change_nothing() {
     .await;
     assert_eq!(s, 200, "{body}");
     let now = node.now_ms();
+    let mut cases = lying_chunks(id, now);
+    cases.extend(out_of_bounds_intents(now));
+    assert_each_is_refused_and_changes_nothing(&node, &url, cases).await;
+    // What an honest follower sends is still taken.
+    let (ok, blob) = inline_append("t", id, &[record("honest", now as i64)]);
+    let (status, answer) = post_entry(&url, entry(now, vec![ok], blob)).await;
+    assert_eq!(status, 200, "{answer}");
+    until("the honest append is applied", 10, async || {
+        node.log().state().partition("t", 0).unwrap().high_watermark == 3
+    })
+    .await;
+    agent.stop(5_000).await;
+}
 
-    // Each crafted entry with what the refusal must mention.
-    let mut cases: Vec<(&str, Bytes, &str)> = Vec::new();
-    let (missing_segment, _) = inline_append("t", id, &[record("x", now as i64)]);
-    let Intent::Append(mut a) = missing_segment else {
-        unreachable!()
-    };
-    a.chunks[0].location = Location::Segment {
-        key: "segments/01JD0000000000000000000000.seg".into(),
-        start: 0,
-        len: a.chunks[0].record_count,
-    };
-    cases.push((
-        "missing segment",
-        entry(now, vec![Intent::Append(a)], Bytes::new()),
-        "does not exist",
-    ));
-    let (inflated, blob) = inline_append("t", id, &[record("x", now as i64)]);
-    let Intent::Append(mut a) = inflated else {
-        unreachable!()
-    };
-    a.chunks[0].record_count = 1_000_000;
-    cases.push((
-        "claimed count",
-        entry(now, vec![Intent::Append(a)], blob),
-        "records",
-    ));
-    let (big, blob) = inline_append("t", id, &[record(&"x".repeat(5 << 20), now as i64)]);
-    cases.push((
-        "5 MiB record",
-        entry(now, vec![big], blob),
-        "record_bytes_max",
-    ));
-    let (bad_ts, blob) = inline_append("t", id, &[record("x", now as i64)]);
-    let Intent::Append(mut a) = bad_ts else {
-        unreachable!()
-    };
-    a.chunks[0].max_timestamp_ms = i64::MAX;
-    cases.push((
-        "max timestamp",
-        entry(now, vec![Intent::Append(a)], blob),
-        "max timestamp",
-    ));
-    let trim = Intent::Trim {
-        topic: "t".into(),
-        partition: 0,
-        log_start_offset: 2,
-    };
-    cases.push(("trim", entry(now, vec![trim], Bytes::new()), "retention"));
-    let year_2500 = 16_725_225_600_000;
-    cases.push((
-        "tick from 2500",
-        entry(year_2500, vec![Intent::Tick], Bytes::new()),
-        "ahead",
-    ));
-    let receive = Intent::Receive {
-        group: "q".into(),
-        max_messages: 2_000_000,
-        visibility_ms: 1000,
-    };
-    cases.push((
-        "huge receive",
-        entry(now, vec![receive], Bytes::new()),
-        "max_messages",
-    ));
-    let queue = Intent::ConfigureQueue {
-        group: "q".into(),
-        config: QueueConfig {
-            topics: vec!["t".into()],
-            max_deliveries: 3,
-            visibility_ms: 1000,
-            in_flight_max: 1 << 62,
-        },
-    };
-    cases.push((
-        "in_flight_max",
-        entry(now, vec![queue], Bytes::new()),
-        "in_flight_max",
-    ));
-    for name in ["", "../../x", "a/b"] {
-        let create = Intent::CreateTopic {
-            name: name.into(),
-            partitions: 1,
-            config: TopicConfig::default(),
-        };
-        cases.push(("topic name", entry(now, vec![create], Bytes::new()), "name"));
-    }
-
+/// Each crafted entry is refused with a 4xx saying why; the log head, the
+/// clock and the two acked records stay as they were.
+async fn assert_each_is_refused_and_changes_nothing(
+    node: &skiff::node::Node,
+    url: &str,
+    cases: Vec<Crafted>,
+) {
     let head = node.log().head();
     let clock = node.log().state().clock_ms;
     for (what, body, says) in cases {
-        let (status, answer) = post_entry(&url, body).await;
+        let (status, answer) = post_entry(url, body).await;
         assert!((400..500).contains(&status), "{what}: {status} {answer}");
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(says), "{what}: {answer}");
@@ -210,16 +250,6 @@ async fn crafted_forwarded_entries_are_refused_and_change_nothing() {
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["records"].as_array().unwrap().len(), 2, "{body}");
     assert_eq!(body["high_watermark"], 2);
-
-    // What an honest follower sends is still taken.
-    let (ok, blob) = inline_append("t", id, &[record("honest", now as i64)]);
-    let (status, answer) = post_entry(&url, entry(now, vec![ok], blob)).await;
-    assert_eq!(status, 200, "{answer}");
-    until("the honest append is applied", 10, async || {
-        node.log().state().partition("t", 0).unwrap().high_watermark == 3
-    })
-    .await;
-    agent.stop(5_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,28 +260,13 @@ async fn an_unreadable_chunk_fails_only_its_own_offsets() {
         .await
         .unwrap();
     let id = node.log().state().topic("t").unwrap().id;
-    let produce = |v: &'static str| {
-        let node = node.clone();
-        async move {
-            node.produce(skiff::ingest::ProduceRequest {
-                records: vec![skiff::ingest::ProduceRecord {
-                    topic: "t".into(),
-                    partition: 0,
-                    record: record(v, 1),
-                }],
-                producer: None,
-            })
-            .await
-            .unwrap()
-        }
-    };
-    produce("before").await;
+    produce_one(&node, "before").await;
     // A chunk whose segment is gone (damage that bypassed every check).
+    let missing = "segments/01JD0000000000000000000001.seg";
     let (bad, _) = inline_append("t", id, &[record("lost", 1)]);
     let Intent::Append(mut a) = bad else {
         unreachable!()
     };
-    let missing = "segments/01JD0000000000000000000001.seg";
     a.chunks[0].location = Location::Segment {
         key: missing.into(),
         start: 0,
@@ -260,47 +275,64 @@ async fn an_unreadable_chunk_fails_only_its_own_offsets() {
     node.commit_intents(vec![Intent::Append(a)], Bytes::new())
         .await
         .unwrap();
-    produce("after").await;
-
-    let read = |offset: u64| {
-        let node = node.clone();
-        async move {
-            node.fetch(&skiff::fetch::FetchRequest {
-                topic: "t".into(),
-                partition: 0,
-                offset,
-                max_records: 10,
-                max_bytes: 1 << 20,
-                wait_ms: 0,
-            })
-            .await
-        }
-    };
-    let first = read(0).await.unwrap();
+    produce_one(&node, "after").await;
+    let first = read_from(&node, 0).await.unwrap();
     assert_eq!(first.records.len(), 1, "the records before the bad chunk");
     assert_eq!(first.next_offset, 1);
-    let err = read(1).await.unwrap_err();
+    let err = read_from(&node, 1).await.unwrap_err();
     assert!(err.to_string().contains(missing), "{err}");
     assert_eq!(
-        read(2).await.unwrap().records.len(),
+        read_from(&node, 2).await.unwrap().records.len(),
         1,
         "past the bad chunk"
     );
+    a_queue_delivers_both_readable_messages(&node).await;
+}
 
-    // A queue group over the partition delivers both readable messages.
+async fn produce_one(node: &skiff::node::Node, value: &str) {
+    node.produce(skiff::ingest::ProduceRequest {
+        records: vec![skiff::ingest::ProduceRecord {
+            topic: "t".into(),
+            partition: 0,
+            record: record(value, 1),
+        }],
+        producer: None,
+    })
+    .await
+    .unwrap();
+}
+
+async fn read_from(
+    node: &skiff::node::Node,
+    offset: u64,
+) -> skiff::Result<skiff::fetch::FetchResult> {
+    node.fetch(&skiff::fetch::FetchRequest {
+        topic: "t".into(),
+        partition: 0,
+        offset,
+        max_records: 10,
+        max_bytes: 1 << 20,
+        wait_ms: 0,
+    })
+    .await
+}
+
+/// A queue group over the partition delivers both readable messages (0
+/// and 2), never the unreadable one.
+async fn a_queue_delivers_both_readable_messages(node: &skiff::node::Node) {
     let config = QueueConfig {
         topics: vec!["t".into()],
         max_deliveries: 2,
         visibility_ms: 60_000,
         in_flight_max: 100,
     };
-    skiff::groups::service::configure_queue(&node, "q", config)
+    skiff::groups::service::configure_queue(node, "q", config)
         .await
         .unwrap();
     let mut got = Vec::new();
     until("both readable messages are received", 20, async || {
         let msgs =
-            skiff::groups::service::receive(&node, "q", 10, 60_000, 100, std::future::pending())
+            skiff::groups::service::receive(node, "q", 10, 60_000, 100, std::future::pending())
                 .await
                 .unwrap();
         got.extend(msgs.into_iter().map(|m| m.offset));

@@ -21,6 +21,64 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_agents_elect_one_leader_that_commits_for_all_without_conflicts() {
     let (store, _g) = new_store("memory");
+    let agents = three_agents_with_one_leader(&store).await;
+    agents[1]
+        .node
+        .create_topic("t", 3, TopicConfig::default())
+        .await
+        .unwrap();
+    for a in &agents {
+        a.node.log().catch_up().await.unwrap();
+    }
+    let before = conflicts(&agents);
+    let acked = produce_through_every_agent(&agents).await;
+    assert_eq!(leaders(&agents), 1, "leadership stayed put");
+    assert_eq!(
+        conflicts(&agents) - before,
+        0,
+        "with one writer, no agent lost a race for a log slot"
+    );
+    // Every follower had the leader commit its entries (several requests
+    // ride one entry, so there are fewer entries than requests).
+    for a in &agents {
+        let forwarded = a.node.log().stats().forwarded.load(Ordering::Relaxed);
+        let leads = is_leading(a);
+        assert_eq!(
+            forwarded == 0,
+            leads,
+            "forwarded {forwarded}, leading {leads}"
+        );
+    }
+    followers_learn_new_entries_from_the_leader(&agents).await;
+    let fresh = node(&store).await;
+    let mut log = BTreeMap::new();
+    for p in 0..3 {
+        log.insert(p, read_all(&fresh, "t", p).await);
+    }
+    check_history(&acked.lock(), &log);
+    for a in agents {
+        a.stop(5_000).await;
+    }
+}
+
+fn is_leading(a: &RunningAgent) -> bool {
+    a.leader.as_ref().is_some_and(|l| l.is_leading())
+}
+
+fn leaders(agents: &[RunningAgent]) -> usize {
+    agents.iter().filter(|a| is_leading(a)).count()
+}
+
+fn conflicts(agents: &[RunningAgent]) -> u64 {
+    agents
+        .iter()
+        .map(|a| a.node.log().stats().conflicts.load(Ordering::Relaxed))
+        .sum()
+}
+
+/// Three in-process agents on `store`, once one leads and the other two
+/// follow it.
+async fn three_agents_with_one_leader(store: &skiff::store::SharedStore) -> Vec<RunningAgent> {
     let settings = Settings {
         listen: "127.0.0.1:0".into(),
         linger_ms: 2,
@@ -36,12 +94,6 @@ async fn three_agents_elect_one_leader_that_commits_for_all_without_conflicts() 
                 .unwrap(),
         );
     }
-    let leaders = |agents: &[RunningAgent]| {
-        agents
-            .iter()
-            .filter(|a| a.leader.as_ref().is_some_and(|l| l.is_leading()))
-            .count()
-    };
     until("one leader, followed by the others", 20, async || {
         let following = agents
             .iter()
@@ -54,22 +106,14 @@ async fn three_agents_elect_one_leader_that_commits_for_all_without_conflicts() 
         leaders(&agents) == 1 && following == 2
     })
     .await;
-    agents[1]
-        .node
-        .create_topic("t", 3, TopicConfig::default())
-        .await
-        .unwrap();
-    for a in &agents {
-        a.node.log().catch_up().await.unwrap();
-    }
-    let conflicts = |agents: &[RunningAgent]| -> u64 {
-        agents
-            .iter()
-            .map(|a| a.node.log().stats().conflicts.load(Ordering::Relaxed))
-            .sum()
-    };
-    let before = conflicts(&agents);
+    agents
+}
 
+/// Two writers per agent, 30 single-record produces each over the three
+/// partitions of "t"; returns what was acked.
+async fn produce_through_every_agent(
+    agents: &[RunningAgent],
+) -> Arc<parking_lot::Mutex<BTreeMap<(u32, u64), String>>> {
     let acked: Arc<parking_lot::Mutex<BTreeMap<(u32, u64), String>>> = Default::default();
     let mut tasks = Vec::new();
     for (i, a) in agents.iter().enumerate() {
@@ -91,53 +135,29 @@ async fn three_agents_elect_one_leader_that_commits_for_all_without_conflicts() 
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(leaders(&agents), 1, "leadership stayed put");
-    assert_eq!(
-        conflicts(&agents) - before,
-        0,
-        "with one writer, no agent lost a race for a log slot"
-    );
-    // Every follower had the leader commit its entries (several requests
-    // ride one entry, so there are fewer entries than requests).
-    for a in &agents {
-        let forwarded = a.node.log().stats().forwarded.load(Ordering::Relaxed);
-        let leads = a.leader.as_ref().is_some_and(|l| l.is_leading());
-        assert_eq!(
-            forwarded == 0,
-            leads,
-            "forwarded {forwarded}, leading {leads}"
-        );
-    }
+    acked
+}
 
-    // Followers learn new entries from the leader, not by polling the store.
+/// Followers learn new entries from the leader, not by polling the store.
+async fn followers_learn_new_entries_from_the_leader(agents: &[RunningAgent]) {
     let leader_head = agents
         .iter()
-        .find(|a| a.leader.as_ref().is_some_and(|l| l.is_leading()))
+        .find(|a| is_leading(a))
         .map(|a| a.node.log().head())
         .unwrap();
     until("every agent reaches the leader's head", 20, async || {
         agents.iter().all(|a| a.node.log().head() >= leader_head)
     })
     .await;
-    for a in &agents {
+    for a in agents {
         let followed = a
             .node
             .log()
             .stats()
             .entries_followed
             .load(Ordering::Relaxed);
-        let leads = a.leader.as_ref().is_some_and(|l| l.is_leading());
+        let leads = is_leading(a);
         assert_eq!(followed == 0, leads, "followed {followed}, leading {leads}");
-    }
-
-    let fresh = node(&store).await;
-    let mut log = BTreeMap::new();
-    for p in 0..3 {
-        log.insert(p, read_all(&fresh, "t", p).await);
-    }
-    check_history(&acked.lock(), &log);
-    for a in agents {
-        a.stop(5_000).await;
     }
 }
 
@@ -151,6 +171,8 @@ async fn leading(agents: &[&AgentProcess]) -> Vec<usize> {
     }
     out
 }
+
+type AckedAt = Arc<parking_lot::Mutex<Vec<(String, u64)>>>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_the_leader_mid_load_loses_and_duplicates_nothing_acked() {
@@ -177,49 +199,14 @@ async fn sigkill_of_the_leader_mid_load_loses_and_duplicates_nothing_acked() {
     })
     .await
     .unwrap();
-
-    // Idempotent producers through the followers: a request whose answer
-    // was lost is retried with the same sequence, on the other follower if
-    // need be, until acked.
     let followers: Vec<String> = (0..3)
         .filter(|&i| i != leader)
         .map(|i| urls[i].clone())
         .collect();
-    let acked: Arc<parking_lot::Mutex<Vec<(String, u64)>>> = Default::default();
-    let mut tasks = Vec::new();
-    for w in 0..4u64 {
-        let (followers, acked) = (followers.clone(), acked.clone());
-        tasks.push(tokio::spawn(async move {
-            for seq in 0..40u64 {
-                let v = format!("w{w}-{seq}");
-                let body = ProduceBody {
-                    records: vec![RecordIn {
-                        value: Some(v.clone()),
-                        ..RecordIn::default()
-                    }],
-                    producer: Some(ProducerJson {
-                        id: w,
-                        epoch: 0,
-                        sequence: seq,
-                    }),
-                };
-                let mut attempt = 0;
-                let offset = loop {
-                    let c = Client::new(&followers[(w as usize + attempt) % 2]);
-                    match c.produce("t", &body).await {
-                        Ok(r) => break r.offsets[0].offset,
-                        Err(e) => {
-                            attempt += 1;
-                            assert!(attempt < 500, "w{w} seq {seq} never acked: {e}");
-                            // Backoff between retries, as a client does.
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    }
-                };
-                acked.lock().push((v, offset));
-            }
-        }));
-    }
+    let acked: AckedAt = Default::default();
+    let tasks: Vec<_> = (0..4u64)
+        .map(|w| tokio::spawn(idempotent_producer(w, followers.clone(), acked.clone())))
+        .collect();
     until("the load is under way", 60, async || {
         acked.lock().len() >= 40
     })
@@ -233,24 +220,65 @@ async fn sigkill_of_the_leader_mid_load_loses_and_duplicates_nothing_acked() {
         leading(&survivors).await.len() == 1
     })
     .await;
+    let got = read_partition_0(&survivors[0].url).await;
+    assert_every_ack_kept_once(&acked.lock(), &got);
+}
 
-    let got = {
-        let c = Client::new(&survivors[0].url);
-        let mut out = Vec::new();
-        let mut offset = 0;
-        loop {
-            let r = c.fetch("t", 0, offset, 1000, 0).await.unwrap();
-            if r.records.is_empty() {
-                break out;
+/// Idempotent producer `w` through the followers: 40 requests, a request
+/// whose answer was lost retried with the same sequence, on the other
+/// follower if need be, until acked.
+async fn idempotent_producer(w: u64, followers: Vec<String>, acked: AckedAt) {
+    for seq in 0..40u64 {
+        let v = format!("w{w}-{seq}");
+        let body = ProduceBody {
+            records: vec![RecordIn {
+                value: Some(v.clone()),
+                ..RecordIn::default()
+            }],
+            producer: Some(ProducerJson {
+                id: w,
+                epoch: 0,
+                sequence: seq,
+            }),
+        };
+        let mut attempt = 0;
+        let offset = loop {
+            let c = Client::new(&followers[(w as usize + attempt) % 2]);
+            match c.produce("t", &body).await {
+                Ok(r) => break r.offsets[0].offset,
+                Err(e) => {
+                    attempt += 1;
+                    assert!(attempt < 500, "w{w} seq {seq} never acked: {e}");
+                    // Backoff between retries, as a client does.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
-            offset = r.next_offset;
-            out.extend(r.records.into_iter().map(|r| (r.offset, r.value.unwrap())));
+        };
+        acked.lock().push((v, offset));
+    }
+}
+
+/// Every (offset, value) of partition 0 of "t", through `url`.
+async fn read_partition_0(url: &str) -> Vec<(u64, String)> {
+    let c = Client::new(url);
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let r = c.fetch("t", 0, offset, 1000, 0).await.unwrap();
+        if r.records.is_empty() {
+            return out;
         }
-    };
-    let acked = acked.lock().clone();
+        offset = r.next_offset;
+        out.extend(r.records.into_iter().map(|r| (r.offset, r.value.unwrap())));
+    }
+}
+
+/// All 160 acked records sit at their acked offsets, and no value was
+/// committed twice.
+fn assert_every_ack_kept_once(acked: &[(String, u64)], got: &[(u64, String)]) {
     assert_eq!(acked.len(), 160);
     let by_offset: BTreeMap<u64, String> = got.iter().cloned().collect();
-    for (v, offset) in &acked {
+    for (v, offset) in acked {
         assert_eq!(by_offset.get(offset), Some(v), "acked record lost or moved");
     }
     let mut values: Vec<&String> = got.iter().map(|(_, v)| v).collect();

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: stores by kind (memory, local
-//! directory, LocalStack S3, SeaweedFS S3), nodes with test-friendly settings, produce and
-//! read-back helpers, and the history checker.
+//! directory, LocalStack S3, SeaweedFS S3) and `per_store!`, which runs a
+//! scenario as one test per kind; nodes with test-friendly settings, produce
+//! and read-back helpers, and the history checker.
 #![allow(dead_code)]
 
 pub mod http;
@@ -26,11 +27,53 @@ pub async fn until(what: &str, secs: u64, mut cond: impl AsyncFnMut() -> bool) {
     }
 }
 
-/// The stores every scenario runs on. S3 joins when `SKIFF_TEST_S3_URL` is
-/// set (the LocalStack runner sets it; `SKIFF_REQUIRE_S3=1` makes its
-/// absence an error so CI cannot silently skip it), and SeaweedFS when
-/// `SKIFF_TEST_SEAWEEDFS_URL` is (its runner sets it; `SKIFF_REQUIRE_SEAWEEDFS=1`
-/// likewise).
+/// Runs each listed scenario, an `async fn NAME(kind: &'static str)` of the
+/// test file, as its own test on every store kind: `memory::NAME`,
+/// `dir::NAME`, `s3::NAME` (LocalStack) and `seaweedfs::NAME`, so a failure on
+/// one backend does not hide the others. The attribute is the test attribute
+/// every generated test gets (e.g. `#[tokio::test(flavor = "multi_thread",
+/// worker_threads = 2)]`). An S3 test whose server was not provided prints a
+/// note and passes, unless its `SKIFF_REQUIRE_*` variable is `1`: then it
+/// fails (see `s3_available`). One invocation per test file: it defines the
+/// modules `memory`, `dir`, `s3` and `seaweedfs` at the file's top level.
+#[allow(unused_macros)] // not every test file has per-store scenarios
+macro_rules! per_store {
+    (#[$test:meta] $($scenario:ident),+ $(,)?) => {
+        $crate::common::per_store!(@kind memory; #[$test] $($scenario),+);
+        $crate::common::per_store!(@kind dir; #[$test] $($scenario),+);
+        $crate::common::per_store!(@kind s3; #[$test] $($scenario),+);
+        $crate::common::per_store!(@kind seaweedfs; #[$test] $($scenario),+);
+    };
+    (@kind $kind:ident; #[$test:meta] $($scenario:ident),+) => {
+        mod $kind {
+            $(
+                #[$test]
+                async fn $scenario() {
+                    if $crate::common::store_provided(stringify!($kind), stringify!($scenario)) {
+                        super::$scenario(stringify!($kind)).await;
+                    }
+                }
+            )+
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use per_store;
+
+/// Whether a `kind::scenario` test can run: memory and dir always; an S3
+/// kind when its server was provided (else a printed note; a panic when it
+/// is required, see `s3_available`).
+pub fn store_provided(kind: &str, scenario: &str) -> bool {
+    if !is_s3(kind) || s3_available(kind) {
+        return true;
+    }
+    let (url_var, _, runner) = s3_vars(kind);
+    eprintln!("note: skipping {kind}::{scenario}: {url_var} is not set (run through {runner})");
+    false
+}
+
+/// The store kinds this run provides: memory, dir, and each S3 server whose
+/// URL is set (`s3_available`). Scenarios on every kind use `per_store!`.
 pub fn store_kinds() -> Vec<&'static str> {
     let mut kinds = vec!["memory", "dir"];
     if s3_available("s3") {
@@ -42,10 +85,10 @@ pub fn store_kinds() -> Vec<&'static str> {
     kinds
 }
 
-/// Whether the S3 server of `kind` (`s3` or `seaweedfs`) was provided; panics
-/// if it was not but its `SKIFF_REQUIRE_*` variable is `1`.
-pub fn s3_available(kind: &str) -> bool {
-    let (url_var, require_var, runner) = match kind {
+/// The URL variable, the requiring variable and the runner script of the S3
+/// server of `kind` (`s3` = LocalStack, or `seaweedfs`).
+fn s3_vars(kind: &str) -> (&'static str, &'static str, &'static str) {
+    match kind {
         "s3" => (
             "SKIFF_TEST_S3_URL",
             "SKIFF_REQUIRE_S3",
@@ -57,7 +100,13 @@ pub fn s3_available(kind: &str) -> bool {
             "seaweedfs/with-seaweedfs.sh",
         ),
         other => panic!("not an S3 store kind: {other}"),
-    };
+    }
+}
+
+/// Whether the S3 server of `kind` (`s3` or `seaweedfs`) was provided; panics
+/// if it was not but its `SKIFF_REQUIRE_*` variable is `1`.
+pub fn s3_available(kind: &str) -> bool {
+    let (url_var, require_var, runner) = s3_vars(kind);
     if std::env::var(url_var).is_ok() {
         return true;
     }
