@@ -12,6 +12,7 @@ pub mod clock;
 pub mod error;
 pub mod fetch;
 pub mod groups;
+pub mod ids;
 pub mod ingest;
 pub mod log;
 pub mod node;

@@ -104,7 +104,7 @@ impl Node {
         let agent_id = config
             .agent_id
             .clone()
-            .unwrap_or_else(|| format!("agent-{}", ulid::Ulid::new()));
+            .unwrap_or_else(|| format!("agent-{}", crate::ids::ulid()));
         let log = CommitLog::open(store.clone(), clock.clone(), config.log.clone()).await?;
         let cache = Arc::new(ChunkCache::new(config.cache_bytes_max));
         log.set_apply_hook(cache_inline_chunks(cache.clone()));
@@ -147,6 +147,11 @@ impl Node {
             node.tasks.lock().push(m);
         }
         Ok(node)
+    }
+
+    /// The clock this agent reads and waits on.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// Wall time by this node's clock, ms since the epoch.
@@ -369,7 +374,7 @@ const FOLLOW_WAIT_MS: u64 = 2_000;
 async fn tail_loop(node: std::sync::Weak<Node>, interval_ms: u64) {
     let mut backoff_ms = interval_ms.max(1);
     loop {
-        tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+        crate::clock::sleep(Duration::from_millis(backoff_ms)).await;
         let Some(node) = node.upgrade() else { return };
         match node.log.follow(FOLLOW_WAIT_MS).await {
             Ok(Some(learnt)) => {
@@ -404,8 +409,8 @@ async fn tail_loop(node: std::sync::Weak<Node>, interval_ms: u64) {
 async fn maintenance_loop(node: std::sync::Weak<Node>, interval_ms: u64) {
     loop {
         // Jitter spreads agents' passes over the interval.
-        let jitter = rand::random::<u64>() % (interval_ms / 2 + 1);
-        tokio::time::sleep(Duration::from_millis(interval_ms + jitter)).await;
+        let jitter = crate::ids::jitter_ms(interval_ms / 2);
+        crate::clock::sleep(Duration::from_millis(interval_ms + jitter)).await;
         let Some(node) = node.upgrade() else { return };
         if let Err(e) = node.enforce_retention().await {
             tracing::warn!(error = %e, "retention pass failed");

@@ -56,7 +56,7 @@ pub async fn limit_bodies(State(b): State<BodyBudget>, req: Request, next: Next)
     }
     let share = b.share(&req);
     let wait = Duration::from_millis(WAIT_MS_MAX);
-    let permit = tokio::time::timeout(wait, b.permits.clone().acquire_many_owned(share)).await;
+    let permit = crate::clock::timeout(wait, b.permits.clone().acquire_many_owned(share)).await;
     let Ok(Ok(_permit)) = permit else {
         metrics::counter!("skiff_http_body_budget_refused_total").increment(1);
         let mut e = ApiError::new(

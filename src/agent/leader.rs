@@ -184,7 +184,7 @@ impl SoftLeader {
                 self.round(&node).await
             };
             tokio::select! {
-                _ = tokio::time::sleep(if took { confirm } else { every }) => {}
+                _ = crate::clock::sleep(if took { confirm } else { every }) => {}
                 _ = async { drop(stop.wait_for(|s| *s).await) } => {
                     let was_leading = self.is_leading();
                     self.step_down();
@@ -363,7 +363,7 @@ pub async fn log_feed(
         let wait = Duration::from_millis(q.wait_ms.min(FEED_WAIT_MS_MAX));
         let after = q.after;
         tokio::select! {
-            _ = tokio::time::timeout(wait, async move { rx.wait_for(|h| *h > after).await.map(|_| ()) }) => {}
+            _ = crate::clock::timeout(wait, async move { rx.wait_for(|h| *h > after).await.map(|_| ()) }) => {}
             _ = super::wait_shutdown(&mut shutdown) => {}
         }
     }

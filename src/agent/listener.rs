@@ -9,6 +9,7 @@
 //! router.
 
 use super::wait_shutdown;
+use crate::clock::Instant;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -17,7 +18,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
@@ -95,8 +96,7 @@ pub fn connections_cap(wanted: usize, fd_soft: Option<u64>) -> usize {
 /// Milliseconds since a process-wide origin (0 is never used: 1 is the
 /// first instant), for timestamps shared through atomics.
 fn now_ms() -> u64 {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+    crate::clock::process_ms()
 }
 
 const NONE: u64 = 0;
@@ -255,10 +255,10 @@ pub async fn serve(
             Err(e) => {
                 if last_warn.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                     tracing::warn!(error = %e, "accept failed; backing off");
-                    last_warn = Some(Instant::now());
+                    last_warn = Some(crate::clock::now());
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(ACCEPT_BACKOFF_MS)) => continue,
+                    _ = crate::clock::sleep(Duration::from_millis(ACCEPT_BACKOFF_MS)) => continue,
                     _ = wait_shutdown(&mut stop) => break,
                 }
             }
@@ -321,7 +321,7 @@ async fn serve_conn(
                 }
                 break;
             }
-            _ = tokio::time::sleep(state.next_check(&limits)) => {
+            _ = crate::clock::sleep(state.next_check(&limits)) => {
                 if let Some(why) = state.expired(&limits) {
                     tracing::debug!(why, "closing connection");
                     metrics::counter!("skiff_http_connections_closed_total", "why" => why).increment(1);
@@ -365,7 +365,7 @@ fn refuse(stream: TcpStream, refusals: &Arc<Semaphore>, text: &Arc<String>) {
     tokio::spawn(async move {
         let _permit = permit;
         let limit = Duration::from_millis(REFUSAL_MS);
-        let _ = tokio::time::timeout(limit, write_refusal(stream, &text)).await;
+        let _ = crate::clock::timeout(limit, write_refusal(stream, &text)).await;
     });
 }
 

@@ -239,7 +239,11 @@ pub fn open_store(settings: &Settings) -> Result<SharedStore, AgentError> {
         return Ok(base);
     }
     let profile = LatencyProfile::parse(&settings.store_latency).map_err(AgentError::Settings)?;
-    Ok(Arc::new(LatencyStore::new(base, profile, rand::random())))
+    Ok(Arc::new(LatencyStore::new(
+        base,
+        profile,
+        crate::ids::random_u64(),
+    )))
 }
 
 /// A started agent: its address, its node, and the handle to stop it.
@@ -288,9 +292,7 @@ impl RunningAgent {
         }
         let state = AppState {
             node: node.clone(),
-            partitioner: Arc::new(crate::service::Partitioner::new(
-                rand::random::<u32>() as u64
-            )),
+            partitioner: Arc::new(crate::service::Partitioner::new(crate::ids::random_u64())),
             shutdown: rx.clone(),
             leader: leader.clone(),
         };
@@ -315,7 +317,7 @@ impl RunningAgent {
     /// anything still accepted.
     pub async fn stop(mut self, drain_ms_max: u64) {
         let _ = self.shutdown.send(true);
-        if tokio::time::timeout(Duration::from_millis(drain_ms_max), &mut self.server)
+        if crate::clock::timeout(Duration::from_millis(drain_ms_max), &mut self.server)
             .await
             .is_err()
         {

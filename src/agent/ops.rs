@@ -110,7 +110,7 @@ pub async fn track(req: Request, next: Next) -> Response {
     let route = route_label(&req);
     let method = method_label(req.method());
     let span = tracing::info_span!("http", method, %route);
-    let started = std::time::Instant::now();
+    let started = crate::clock::now();
     let resp = next.run(req).instrument(span).await;
     let status = resp.status().as_u16().to_string();
     metrics::counter!("skiff_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
@@ -142,7 +142,7 @@ pub async fn deadline(
     if without_deadline(&req) {
         return next.run(req).await;
     }
-    match tokio::time::timeout(timeout, next.run(req)).await {
+    match crate::clock::timeout(timeout, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => {
             metrics::counter!("skiff_http_deadline_exceeded_total").increment(1);

@@ -72,7 +72,7 @@ async fn stream(
                     offset = rec.offset + 1;
                     let text = serde_json::to_string(&RecordOut::new(rec.offset, rec.record))
                         .unwrap_or_default();
-                    let sent = tokio::time::timeout(
+                    let sent = crate::clock::timeout(
                         Duration::from_millis(SUBSCRIBE_SEND_MS_MAX),
                         socket.send(Message::Text(text.into())),
                     )

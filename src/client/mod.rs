@@ -137,12 +137,12 @@ impl Client {
         topic: &str,
         timeout_ms: u64,
     ) -> Result<TopicJson, ClientError> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+        let deadline = crate::clock::now() + std::time::Duration::from_millis(timeout_ms);
         loop {
             match self.describe_topic(topic).await {
                 Ok(t) => return Ok(t),
-                Err(e) if std::time::Instant::now() >= deadline => return Err(e),
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                Err(e) if crate::clock::now() >= deadline => return Err(e),
+                Err(_) => crate::clock::sleep(std::time::Duration::from_millis(10)).await,
             }
         }
     }

@@ -124,7 +124,7 @@ impl Reader {
 
     pub async fn fetch(&self, req: &FetchRequest) -> Result<FetchResult> {
         let wait = Duration::from_millis(req.wait_ms.min(self.config.wait_ms_max));
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = crate::clock::now() + wait;
         let mut head = self.log.subscribe();
         let (log_start, hwm, chunks) = loop {
             head.borrow_and_update();
@@ -133,7 +133,7 @@ impl Reader {
                 break (ls, hwm, chunks);
             }
             let _waiting = LongPollGauge::enter();
-            match tokio::time::timeout_at(deadline, head.changed()).await {
+            match crate::clock::timeout_at(deadline, head.changed()).await {
                 Ok(Ok(())) => continue,
                 _ => break (ls, hwm, chunks),
             }

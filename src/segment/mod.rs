@@ -18,5 +18,5 @@ pub use format::{decode_segment, FooterEntry, SegmentBuilder, SEGMENT_MAGIC};
 
 /// The object key of a new segment: unique, sortable by creation time.
 pub fn new_segment_key() -> String {
-    format!("segments/{}.seg", ulid::Ulid::new())
+    format!("segments/{}.seg", crate::ids::ulid())
 }

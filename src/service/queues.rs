@@ -11,7 +11,6 @@ use crate::groups::queue::{Receipt, RECEIVE_MESSAGES_MAX};
 use crate::log::{Intent, Outcome};
 use crate::node::Node;
 use crate::segment::Record;
-use std::time::Duration;
 
 /// How often an idle receive re-checks for expired leases.
 const RECEIVE_POLL_MS: u64 = 200;
@@ -55,7 +54,9 @@ pub async fn receive(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<Vec<Message>> {
     validate_group_name(group)?;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    // Waits are on the agent's clock, the one leases expire on.
+    let clock = node.clock().clone();
+    let deadline = clock.deadline_ms(wait_ms);
     let mut head = node.log().subscribe();
     let mut stop = std::pin::pin!(stop);
     let mut stopped = false;
@@ -79,13 +80,13 @@ pub async fn receive(
                 return bodies(node, group, leases).await;
             }
         }
-        let now = tokio::time::Instant::now();
-        if now >= deadline || stopped {
+        let left_ms = deadline.remaining_ms(&*clock);
+        if left_ms == 0 || stopped {
             return Ok(vec![]);
         }
-        let nap = (deadline - now).min(Duration::from_millis(RECEIVE_POLL_MS));
+        let nap_ms = left_ms.min(RECEIVE_POLL_MS);
         tokio::select! {
-            _ = tokio::time::timeout(nap, head.changed()) => {}
+            _ = clock.timeout_ms(nap_ms, head.changed()) => {}
             _ = &mut stop => stopped = true,
         }
     }

@@ -129,7 +129,7 @@ pub async fn join(
     for t in topics {
         node.log().state().topic(t)?;
     }
-    let member_id = format!("m-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let member_id = format!("m-{}", crate::ids::ulid().to_string().to_lowercase());
     let intent = Intent::JoinGroup {
         group: group.into(),
         member_id: member_id.clone(),

@@ -213,7 +213,7 @@ impl FaultStore {
                 ))
             }
             Some(Fault::Delay(d)) => {
-                tokio::time::sleep(d).await;
+                crate::clock::sleep(d).await;
                 call.await
             }
             Some(Fault::Hold(gate)) => {

@@ -36,12 +36,7 @@ pub const PUT_FAILURE_MEMORY_MS: u64 = 10_000;
 
 /// Milliseconds on a monotonic, process-wide clock (never 0).
 pub fn stats_clock_ms() -> u64 {
-    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    ORIGIN
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_millis() as u64
-        + 1
+    crate::clock::process_ms()
 }
 
 /// The store refusing writes: the last PUT failed, none succeeded since.

@@ -111,7 +111,7 @@ impl LatencyStore {
     async fn delay(&self, op: OpLatency) {
         let d = op.sample(&mut self.rng.lock());
         if !d.is_zero() {
-            tokio::time::sleep(d).await;
+            crate::clock::sleep(d).await;
         }
     }
 }

@@ -8,7 +8,6 @@
 use super::{ObjectInfo, PutMode, SharedStore, Store, StoreError, StoreErrorKind, StoreResult};
 use async_trait::async_trait;
 use bytes::Bytes;
-use rand::Rng;
 use std::future::Future;
 use std::ops::Range;
 use std::time::Duration;
@@ -59,7 +58,7 @@ impl RetryStore {
         let mut attempt = 1;
         loop {
             let timeout = Duration::from_millis(self.policy.attempt_timeout_ms);
-            let r = match tokio::time::timeout(timeout, call()).await {
+            let r = match crate::clock::timeout(timeout, call()).await {
                 Ok(r) => r,
                 Err(_) => Err(StoreError::new(
                     StoreErrorKind::Timeout,
@@ -72,8 +71,8 @@ impl RetryStore {
                 Err(e) if retryable(&e) && attempt < self.policy.attempts_max => {
                     metrics::counter!("skiff_store_retries_total", "op" => op).increment(1);
                     tracing::debug!(op, key, attempt, error = %e, "retrying store call");
-                    let jitter = rand::rng().random_range(0..=backoff_ms / 2);
-                    tokio::time::sleep(Duration::from_millis(backoff_ms + jitter)).await;
+                    let jitter = crate::ids::jitter_ms(backoff_ms / 2);
+                    crate::clock::sleep(Duration::from_millis(backoff_ms + jitter)).await;
                     backoff_ms = (backoff_ms * 2).min(self.policy.backoff_max_ms);
                     attempt += 1;
                 }
