@@ -5,11 +5,11 @@
 //! the run's duration or record count.
 
 use super::{BenchConfig, BodyFormat};
-use crate::api::{ProduceBody, RecordIn};
-use crate::client::{Client, ClientError};
-use crate::segment::{encode_chunk, Compression, Record};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
+use skiff::api::{ProduceBody, RecordIn};
+use skiff::client::{Client, ClientError};
+use skiff::segment::{encode_chunk, Compression, Record};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

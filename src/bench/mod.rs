@@ -12,16 +12,16 @@ mod report;
 mod startup;
 
 pub use queue::QueueReport;
-pub use raw::{measure_raw_store, RawStoreReport};
-pub use report::{BenchReport, Percentiles};
+pub use raw::measure_raw_store;
+pub use report::BenchReport;
 pub use startup::StartupReport;
 
-use crate::agent::RunningAgent;
-use crate::api::CreateTopic;
-use crate::client::Client;
-use crate::node::NodeConfig;
-use crate::settings::Settings;
-use crate::store::{LatencyProfile, LatencyStore, SharedStore};
+use skiff::agent::RunningAgent;
+use skiff::api::CreateTopic;
+use skiff::client::Client;
+use skiff::node::NodeConfig;
+use skiff::settings::Settings;
+use skiff::store::{LatencyProfile, LatencyStore, SharedStore};
 use std::sync::Arc;
 
 /// What to run.
@@ -68,7 +68,7 @@ pub enum BodyFormat {
 /// The store the benchmark's in-process agents share: the base store and
 /// the same behind the latency profile, if any.
 fn bench_stores(cfg: &BenchConfig) -> Result<(SharedStore, SharedStore), String> {
-    let base: SharedStore = Arc::new(crate::store::open(&cfg.store).map_err(|e| e.to_string())?);
+    let base: SharedStore = Arc::new(skiff::store::open(&cfg.store).map_err(|e| e.to_string())?);
     let store: SharedStore = match &cfg.store_latency {
         Some(p) if !p.is_empty() => Arc::new(LatencyStore::new(
             base.clone(),
@@ -172,10 +172,10 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchOutput, String> {
     }
     let nodes: Vec<_> = agents.iter().map(|a| a.node.clone()).collect();
     let before = report::Counters::read(&nodes);
-    let cpu_before = crate::process::cpu_seconds();
+    let cpu_before = skiff::process::cpu_seconds();
     let outcome = load::run(&cfg, &clients, &topic).await?;
     let after = report::Counters::read(&nodes);
-    let cpu_s = crate::process::cpu_seconds() - cpu_before;
+    let cpu_s = skiff::process::cpu_seconds() - cpu_before;
     for a in agents {
         a.stop(5_000).await;
     }

@@ -4,10 +4,10 @@
 //! long after a nack, and how long after a lease's visibility timeout, the
 //! message is handed out again. Every loop is bounded in time.
 
-use crate::api::queues::{QueueBody, ReceiptsBody, ReceiveBody};
-use crate::api::{ProduceBody, RecordIn};
-use crate::client::Client;
 use serde::Serialize;
+use skiff::api::queues::{QueueBody, ReceiptsBody, ReceiveBody};
+use skiff::api::{ProduceBody, RecordIn};
+use skiff::client::Client;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,9 +3,9 @@
 //! segment-sized objects. It writes under `bench-raw/` and deletes what it
 //! wrote.
 
-use crate::store::{PutMode, SharedStore};
 use bytes::Bytes;
 use serde::Serialize;
+use skiff::store::{PutMode, SharedStore};
 use std::time::{Duration, Instant};
 
 const SMALL_PUTS: usize = 20;

@@ -6,9 +6,9 @@
 use super::load::Outcome;
 use super::raw::RawStoreReport;
 use super::BenchConfig;
-use crate::node::Node;
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use skiff::node::Node;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -171,7 +171,7 @@ impl BenchReport {
                     * SECONDS_PER_MONTH,
             ),
             cpu_s,
-            peak_rss_mib: crate::process::peak_rss_mib(),
+            peak_rss_mib: skiff::process::peak_rss_mib(),
             agent_peak_rss_mib: None,
             throughput_vs_raw: raw
                 .as_ref()

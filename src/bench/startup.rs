@@ -5,16 +5,16 @@
 //! opens an agent through the latency profile, if any, and reports the wall
 //! time and the store calls start-up made.
 
-use crate::clock::SystemClock;
-use crate::log::{
+use bytes::Bytes;
+use serde::Serialize;
+use skiff::clock::SystemClock;
+use skiff::log::{
     apply, checkpoint_key, log_key, Append, ChunkIntent, EncodedEntry, Intent, Location, LogEntry,
     State, TopicConfig,
 };
-use crate::node::{Node, NodeConfig};
-use crate::segment::{encode_chunk, Compression, Record};
-use crate::store::{PutMode, SharedStore};
-use bytes::Bytes;
-use serde::Serialize;
+use skiff::node::{Node, NodeConfig};
+use skiff::segment::{encode_chunk, Compression, Record};
+use skiff::store::{PutMode, SharedStore};
 use std::time::Instant;
 
 #[derive(Debug, Clone, Serialize)]

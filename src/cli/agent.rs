@@ -1,10 +1,10 @@
 //! `skiff agent`: settings from flags, `SKIFF_*` variables and `--config`,
 //! then serve until SIGTERM or Ctrl-C and shut down gracefully.
 
-use crate::agent::RunningAgent;
-use crate::segment::Compression;
-use crate::settings::Settings;
 use anyhow::Context;
+use skiff::agent::RunningAgent;
+use skiff::segment::Compression;
+use skiff::settings::Settings;
 
 /// Every flag overrides the same-named setting (see the README's table).
 #[derive(Debug, Default, clap::Args)]

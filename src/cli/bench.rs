@@ -2,8 +2,8 @@
 //! progress bar while it runs; `--json` prints one object for scripts).
 
 use crate::bench::{run, BenchConfig, BenchOutput, BodyFormat};
-use crate::segment::Compression;
-use crate::settings::Settings;
+use skiff::segment::Compression;
+use skiff::settings::Settings;
 use std::io::IsTerminal;
 
 #[derive(Debug, clap::Args)]

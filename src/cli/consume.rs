@@ -3,8 +3,8 @@
 //! new ones. One task per partition feeds a bounded channel.
 
 use super::Remote;
-use crate::api::RecordOut;
-use crate::client::Client;
+use skiff::api::RecordOut;
+use skiff::client::Client;
 use tokio::sync::mpsc;
 
 const FETCH_RECORDS: usize = 1000;

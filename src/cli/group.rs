@@ -4,9 +4,9 @@
 //! fenced.
 
 use super::Remote;
-use crate::api::groups::{CommitBody, JoinBody, OffsetIn, ResetBody};
-use crate::client::Client;
 use clap::Subcommand;
+use skiff::api::groups::{CommitBody, JoinBody, OffsetIn, ResetBody};
+use skiff::client::Client;
 
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {

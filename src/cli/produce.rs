@@ -2,9 +2,9 @@
 //! sent in batches of up to `--batch-records` lines or 1 MiB per request.
 
 use super::Remote;
-use crate::api::{ProduceBody, RecordIn};
-use crate::client::Client;
 use anyhow::Context;
+use skiff::api::{ProduceBody, RecordIn};
+use skiff::client::Client;
 use std::collections::BTreeMap;
 use tokio::io::{AsyncBufReadExt, BufReader};
 

@@ -1,9 +1,9 @@
 //! `skiff queue create|describe|receive|ack|nack|dlq|redrive`.
 
 use super::Remote;
-use crate::api::queues::{MessageJson, QueueBody, ReceiptsBody, ReceiveBody};
-use crate::client::Client;
 use clap::Subcommand;
+use skiff::api::queues::{MessageJson, QueueBody, ReceiptsBody, ReceiveBody};
+use skiff::client::Client;
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {

@@ -1,9 +1,9 @@
 //! `skiff topic create|list|describe|delete`.
 
 use super::Remote;
-use crate::api::{CreateTopic, TopicJson};
-use crate::client::Client;
 use clap::Subcommand;
+use skiff::api::{CreateTopic, TopicJson};
+use skiff::client::Client;
 
 #[derive(Debug, Subcommand)]
 pub enum TopicCommand {
