@@ -5,8 +5,6 @@
 
 pub mod agent;
 pub mod api;
-pub mod bench;
-pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod error;

@@ -1,4 +1,9 @@
-//! The `skiff` binary: parse the command line, set up logging, run.
+//! The `skiff` binary: parse the command line, set up logging, run. The
+//! command line (`cli`) and the benchmark (`bench`) belong to the binary,
+//! not the library: they use only the library's public API.
+
+mod bench;
+mod cli;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -19,14 +24,14 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
-    let cli = skiff::cli::Cli::parse();
+    let cli = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SKIFF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,skiff=info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    match skiff::cli::run(cli).await {
+    match cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -4,19 +4,38 @@
 //! those stamps. A progress bar shows live rates. Every loop is bounded by
 //! the run's duration or record count.
 
-use super::{BenchConfig, BodyFormat};
-use crate::api::{ProduceBody, RecordIn};
-use crate::client::{Client, ClientError};
-use crate::segment::{encode_chunk, Compression, Record};
+use super::{BenchConfig, BodyFormat, ELAPSED_S_MIN, MIB_BYTES};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
+use skiff::api::{ProduceBody, RecordIn};
+use skiff::client::{Client, ClientError};
+use skiff::segment::{encode_chunk, Compression, Record};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::task::JoinHandle;
 
+/// The send time (µs since the epoch) that starts every value, zero-padded
+/// to this many digits.
 const STAMP_DIGITS: usize = 16;
 /// Consumers keep reading this long after producers stop, to drain.
 const DRAIN_S: u64 = 10;
+/// How often the drain checks whether consumers have caught up.
+const DRAIN_POLL_MS: u64 = 20;
+/// How often the run checks its end and refreshes the progress line.
+const PROGRESS_INTERVAL_MS: u64 = 250;
+/// The progress spinner's tick.
+const SPINNER_TICK_MS: u64 = 120;
+/// The pause after a failed produce or fetch before the next try.
+const ERROR_BACKOFF_MS: u64 = 50;
+/// Records one consumer fetch asks for.
+const FETCH_RECORDS_MAX: usize = 1000;
+/// How long one consumer fetch waits for new records.
+const FETCH_WAIT_MS: u64 = 500;
+/// The largest latency the histograms hold: 10 minutes, in µs.
+const HISTOGRAM_US_MAX: u64 = 600_000_000;
+/// The histograms' precision, in significant decimal digits.
+const HISTOGRAM_SIGNIFICANT_DIGITS: u8 = 3;
 
 /// What the load produced and observed.
 pub struct Outcome {
@@ -36,9 +55,11 @@ fn now_us() -> u64 {
 }
 
 fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+    Histogram::new_with_bounds(1, HISTOGRAM_US_MAX, HISTOGRAM_SIGNIFICANT_DIGITS)
+        .expect("valid histogram bounds")
 }
 
+/// The counters and histograms every task adds to, and the stop flag.
 struct Shared {
     stop: AtomicBool,
     records: AtomicU64,
@@ -49,81 +70,34 @@ struct Shared {
     e2e_us: Mutex<Histogram<u64>>,
 }
 
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            stop: AtomicBool::new(false),
+            records: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            consumed: AtomicU64::new(0),
+            ack_us: Mutex::new(histogram()),
+            e2e_us: Mutex::new(histogram()),
+        }
+    }
+}
+
 pub async fn run(cfg: &BenchConfig, clients: &[Client], topic: &str) -> Result<Outcome, String> {
-    let shared = Arc::new(Shared {
-        stop: AtomicBool::new(false),
-        records: AtomicU64::new(0),
-        bytes: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        consumed: AtomicU64::new(0),
-        ack_us: Mutex::new(histogram()),
-        e2e_us: Mutex::new(histogram()),
-    });
+    let shared = Arc::new(Shared::new());
     let started = Instant::now();
-    let mut consumers = Vec::new();
-    for p in 0..cfg.partitions {
-        if cfg.consumers == 0 {
-            break;
-        }
-        // Read through a different agent than the one most producers use.
-        let c = clients[(p as usize % cfg.consumers + 1) % clients.len()].clone();
-        consumers.push(tokio::spawn(consume(
-            c,
-            cfg.body,
-            topic.to_string(),
-            p,
-            shared.clone(),
-        )));
-    }
-    let mut producers = Vec::new();
-    let per_producer_rate = cfg.rate as f64 / cfg.producers.max(1) as f64;
-    for i in 0..cfg.producers.max(1) {
-        let c = clients[i % clients.len()].clone();
-        producers.push(tokio::spawn(produce(
-            c,
-            cfg.clone(),
-            topic.to_string(),
-            i,
-            per_producer_rate,
-            shared.clone(),
-        )));
-    }
+    let consumers = spawn_consumers(cfg, clients, topic, &shared);
+    let producers = spawn_producers(cfg, clients, topic, &shared);
     let bar = progress(cfg);
-    let deadline = started + Duration::from_secs_f64(cfg.duration_s);
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let secs = started.elapsed().as_secs_f64().max(0.001);
-        let records = shared.records.load(Ordering::Relaxed);
-        let mib = shared.bytes.load(Ordering::Relaxed) as f64 / (1 << 20) as f64;
-        let p99 = shared.ack_us.lock().value_at_quantile(0.99) as f64 / 1000.0;
-        bar.set_message(format!(
-            "{records} records  {:.0} rec/s  {:.1} MiB/s  ack p99 {p99:.1} ms  consumed {}  errors {}",
-            records as f64 / secs,
-            mib / secs,
-            shared.consumed.load(Ordering::Relaxed),
-            shared.errors.load(Ordering::Relaxed)
-        ));
-        let done = match cfg.records {
-            Some(n) => records >= n,
-            None => Instant::now() >= deadline,
-        };
-        if done || producers.iter().all(|p| p.is_finished()) {
-            break;
-        }
-    }
+    watch(cfg, &shared, started, &producers, &bar).await;
     shared.stop.store(true, Ordering::SeqCst);
     for p in producers {
         p.await.map_err(|e| e.to_string())?;
     }
     let elapsed_s = started.elapsed().as_secs_f64();
     let produced = shared.records.load(Ordering::Relaxed);
-    let drain_until = Instant::now() + Duration::from_secs(DRAIN_S);
-    while cfg.consumers > 0
-        && shared.consumed.load(Ordering::Relaxed) < produced
-        && Instant::now() < drain_until
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    drain(cfg, &shared, produced).await;
     for c in consumers {
         c.abort();
     }
@@ -141,6 +115,92 @@ pub async fn run(cfg: &BenchConfig, clients: &[Client], topic: &str) -> Result<O
     })
 }
 
+/// One consumer task per partition (none without consumers).
+fn spawn_consumers(
+    cfg: &BenchConfig,
+    clients: &[Client],
+    topic: &str,
+    shared: &Arc<Shared>,
+) -> Vec<JoinHandle<()>> {
+    if cfg.consumers == 0 {
+        return Vec::new();
+    }
+    (0..cfg.partitions)
+        .map(|p| {
+            // Read through a different agent than the one most producers use.
+            let c = clients[(p as usize % cfg.consumers + 1) % clients.len()].clone();
+            tokio::spawn(consume(c, cfg.body, topic.to_string(), p, shared.clone()))
+        })
+        .collect()
+}
+
+/// The producer tasks, spread over the agents, sharing the rate.
+fn spawn_producers(
+    cfg: &BenchConfig,
+    clients: &[Client],
+    topic: &str,
+    shared: &Arc<Shared>,
+) -> Vec<JoinHandle<()>> {
+    let per_producer_rate = cfg.rate as f64 / cfg.producers.max(1) as f64;
+    (0..cfg.producers.max(1))
+        .map(|i| {
+            let c = clients[i % clients.len()].clone();
+            tokio::spawn(produce(
+                c,
+                cfg.clone(),
+                topic.to_string(),
+                i,
+                per_producer_rate,
+                shared.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// Refresh the progress line until the run's duration or record count is
+/// reached, or every producer has finished.
+async fn watch(
+    cfg: &BenchConfig,
+    shared: &Shared,
+    started: Instant,
+    producers: &[JoinHandle<()>],
+    bar: &indicatif::ProgressBar,
+) {
+    let deadline = started + Duration::from_secs_f64(cfg.duration_s);
+    loop {
+        tokio::time::sleep(Duration::from_millis(PROGRESS_INTERVAL_MS)).await;
+        let secs = started.elapsed().as_secs_f64().max(ELAPSED_S_MIN);
+        let records = shared.records.load(Ordering::Relaxed);
+        let mib = shared.bytes.load(Ordering::Relaxed) as f64 / MIB_BYTES;
+        let p99 = shared.ack_us.lock().value_at_quantile(0.99) as f64 / 1000.0;
+        bar.set_message(format!(
+            "{records} records  {:.0} rec/s  {:.1} MiB/s  ack p99 {p99:.1} ms  consumed {}  errors {}",
+            records as f64 / secs,
+            mib / secs,
+            shared.consumed.load(Ordering::Relaxed),
+            shared.errors.load(Ordering::Relaxed)
+        ));
+        let done = match cfg.records {
+            Some(n) => records >= n,
+            None => Instant::now() >= deadline,
+        };
+        if done || producers.iter().all(|p| p.is_finished()) {
+            return;
+        }
+    }
+}
+
+/// Give the consumers up to `DRAIN_S` to read everything produced.
+async fn drain(cfg: &BenchConfig, shared: &Shared, produced: u64) {
+    let drain_until = Instant::now() + Duration::from_secs(DRAIN_S);
+    while cfg.consumers > 0
+        && shared.consumed.load(Ordering::Relaxed) < produced
+        && Instant::now() < drain_until
+    {
+        tokio::time::sleep(Duration::from_millis(DRAIN_POLL_MS)).await;
+    }
+}
+
 fn progress(cfg: &BenchConfig) -> indicatif::ProgressBar {
     if !cfg.progress {
         return indicatif::ProgressBar::hidden();
@@ -150,10 +210,13 @@ fn progress(cfg: &BenchConfig) -> indicatif::ProgressBar {
         indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
-    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.enable_steady_tick(Duration::from_millis(SPINNER_TICK_MS));
     bar
 }
 
+/// One producer: send `records_per_request` records at a time, round-robin
+/// over the partitions, paced to `rate` records per second if it is set,
+/// until the run stops it or the record count is reached.
 async fn produce(c: Client, cfg: BenchConfig, topic: String, id: usize, rate: f64, s: Arc<Shared>) {
     let pad = "x".repeat(cfg.record_bytes.saturating_sub(STAMP_DIGITS));
     let n = cfg.records_per_request.max(1);
@@ -173,44 +236,8 @@ async fn produce(c: Client, cfg: BenchConfig, topic: String, id: usize, rate: f6
         }
         let stamp = format!("{:0width$}", now_us(), width = STAMP_DIGITS);
         let t = Instant::now();
-        let sent_ok = match cfg.body {
-            BodyFormat::Json => {
-                let records = (0..n)
-                    .map(|_| RecordIn {
-                        value: Some(format!("{stamp}{pad}")),
-                        partition: Some(partition),
-                        ..RecordIn::default()
-                    })
-                    .collect();
-                let body = ProduceBody {
-                    records,
-                    producer: None,
-                };
-                c.produce(&topic, &body).await.map(drop)
-            }
-            BodyFormat::Kafka => {
-                let value = bytes::Bytes::from(format!("{stamp}{pad}"));
-                let records: Vec<Record> = (0..n)
-                    .map(|_| Record {
-                        value: Some(value.clone()),
-                        timestamp_ms: -1,
-                        ..Record::default()
-                    })
-                    .collect();
-                match encode_chunk(&records, Compression::None) {
-                    Ok((batch, _)) => c
-                        .produce_batches(&topic, Some(partition), batch)
-                        .await
-                        .map(drop),
-                    Err(e) => Err(ClientError::Decode {
-                        url: topic.clone(),
-                        detail: e.to_string(),
-                    }),
-                }
-            }
-        };
-        match sent_ok {
-            Ok(_) => {
+        match send(&c, cfg.body, &topic, partition, n, &stamp, &pad).await {
+            Ok(()) => {
                 let us = t.elapsed().as_micros() as u64;
                 let _ = s.ack_us.lock().record(us.max(1));
                 s.records.fetch_add(n as u64, Ordering::Relaxed);
@@ -219,11 +246,60 @@ async fn produce(c: Client, cfg: BenchConfig, topic: String, id: usize, rate: f6
             }
             Err(_) => {
                 s.errors.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
             }
         }
         sent += n as u64;
         partition = (partition + 1) % cfg.partitions.max(1);
+    }
+}
+
+/// One produce request of `n` records to `partition`, each value the
+/// stamp and then the padding. Building the body is part of the timed send.
+async fn send(
+    c: &Client,
+    body: BodyFormat,
+    topic: &str,
+    partition: u32,
+    n: usize,
+    stamp: &str,
+    pad: &str,
+) -> Result<(), ClientError> {
+    match body {
+        BodyFormat::Json => {
+            let records = (0..n)
+                .map(|_| RecordIn {
+                    value: Some(format!("{stamp}{pad}")),
+                    partition: Some(partition),
+                    ..RecordIn::default()
+                })
+                .collect();
+            let body = ProduceBody {
+                records,
+                producer: None,
+            };
+            c.produce(topic, &body).await.map(drop)
+        }
+        BodyFormat::Kafka => {
+            let value = bytes::Bytes::from(format!("{stamp}{pad}"));
+            let records: Vec<Record> = (0..n)
+                .map(|_| Record {
+                    value: Some(value.clone()),
+                    timestamp_ms: -1,
+                    ..Record::default()
+                })
+                .collect();
+            match encode_chunk(&records, Compression::None) {
+                Ok((batch, _)) => c
+                    .produce_batches(topic, Some(partition), batch)
+                    .await
+                    .map(drop),
+                Err(e) => Err(ClientError::Decode {
+                    url: topic.to_string(),
+                    detail: e.to_string(),
+                }),
+            }
+        }
     }
 }
 
@@ -233,7 +309,7 @@ async fn consume(c: Client, body: BodyFormat, topic: String, partition: u32, s: 
         // The send-time stamp that starts every value, per record.
         let read: Result<(Vec<Option<u64>>, u64), ClientError> = match body {
             BodyFormat::Json => c
-                .fetch(&topic, partition, offset, 1000, 500)
+                .fetch(&topic, partition, offset, FETCH_RECORDS_MAX, FETCH_WAIT_MS)
                 .await
                 .map(|r| {
                     let stamps = r
@@ -244,7 +320,7 @@ async fn consume(c: Client, body: BodyFormat, topic: String, partition: u32, s: 
                     (stamps, r.next_offset)
                 }),
             BodyFormat::Kafka => c
-                .fetch_batches(&topic, partition, offset, 1000, 500)
+                .fetch_batches(&topic, partition, offset, FETCH_RECORDS_MAX, FETCH_WAIT_MS)
                 .await
                 .map(|(records, next)| {
                     let stamps = records
@@ -265,7 +341,7 @@ async fn consume(c: Client, body: BodyFormat, topic: String, partition: u32, s: 
                 s.consumed.fetch_add(stamps.len() as u64, Ordering::Relaxed);
                 offset = next;
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await,
         }
     }
 }

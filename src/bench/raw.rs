@@ -3,13 +3,16 @@
 //! segment-sized objects. It writes under `bench-raw/` and deletes what it
 //! wrote.
 
-use crate::store::{PutMode, SharedStore};
 use bytes::Bytes;
 use serde::Serialize;
+use skiff::store::{PutMode, SharedStore};
 use std::time::{Duration, Instant};
 
+/// Small PUTs whose median round trip is reported, and their size.
 const SMALL_PUTS: usize = 20;
-const BANDWIDTH_SECONDS: f64 = 2.0;
+const SMALL_PUT_BYTES: usize = 1024;
+/// The bandwidth test runs this long or this many PUTs, whichever is first.
+const BANDWIDTH_S: f64 = 2.0;
 const BANDWIDTH_PUTS_MAX: usize = 64;
 
 #[derive(Debug, Clone, Serialize)]
@@ -32,7 +35,11 @@ pub async fn measure_raw_store(
         let key = format!("bench-raw/{run}/small-{i}");
         let started = Instant::now();
         store
-            .put(&key, Bytes::from(vec![7u8; 1024]), PutMode::Create)
+            .put(
+                &key,
+                Bytes::from(vec![7u8; SMALL_PUT_BYTES]),
+                PutMode::Create,
+            )
             .await
             .map_err(|e| e.to_string())?;
         small.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -43,7 +50,7 @@ pub async fn measure_raw_store(
     let started = Instant::now();
     let mut bytes = 0usize;
     let mut i = 0;
-    while started.elapsed() < Duration::from_secs_f64(BANDWIDTH_SECONDS) && i < BANDWIDTH_PUTS_MAX {
+    while started.elapsed() < Duration::from_secs_f64(BANDWIDTH_S) && i < BANDWIDTH_PUTS_MAX {
         let key = format!("bench-raw/{run}/big-{i}");
         store
             .put(&key, body.clone(), PutMode::Create)

@@ -5,10 +5,10 @@
 
 use super::load::Outcome;
 use super::raw::RawStoreReport;
-use super::BenchConfig;
-use crate::node::Node;
+use super::{BenchConfig, ELAPSED_S_MIN, MIB_BYTES};
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use skiff::node::Node;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -16,8 +16,7 @@ use std::sync::Arc;
 const PUT_USD_PER_1K: f64 = 0.005;
 const GET_USD_PER_1K: f64 = 0.0004;
 const SECONDS_PER_MONTH: f64 = 30.0 * 24.0 * 3600.0;
-const GIB: f64 = (1u64 << 30) as f64;
-const MIB: f64 = (1u64 << 20) as f64;
+const GIB_BYTES: f64 = (1u64 << 30) as f64;
 
 /// Sums of the in-process agents' counters at one instant.
 #[derive(Debug, Clone, Copy, Default)]
@@ -128,9 +127,9 @@ impl BenchReport {
         cpu_s: f64,
         raw: Option<RawStoreReport>,
     ) -> BenchReport {
-        let secs = o.elapsed_s.max(0.001);
-        let mib_per_s = o.bytes as f64 / MIB / secs;
-        let gib = (o.bytes as f64 / GIB).max(f64::MIN_POSITIVE);
+        let secs = o.elapsed_s.max(ELAPSED_S_MIN);
+        let mib_per_s = o.bytes as f64 / MIB_BYTES / secs;
+        let gib = (o.bytes as f64 / GIB_BYTES).max(f64::MIN_POSITIVE);
         let local = after.agents > 0;
         let puts = after.puts - before.puts;
         let gets = after.gets - before.gets;
@@ -171,7 +170,7 @@ impl BenchReport {
                     * SECONDS_PER_MONTH,
             ),
             cpu_s,
-            peak_rss_mib: crate::process::peak_rss_mib(),
+            peak_rss_mib: skiff::process::peak_rss_mib(),
             agent_peak_rss_mib: None,
             throughput_vs_raw: raw
                 .as_ref()

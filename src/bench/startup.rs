@@ -5,17 +5,20 @@
 //! opens an agent through the latency profile, if any, and reports the wall
 //! time and the store calls start-up made.
 
-use crate::clock::SystemClock;
-use crate::log::{
+use bytes::Bytes;
+use serde::Serialize;
+use skiff::clock::SystemClock;
+use skiff::log::{
     apply, checkpoint_key, log_key, Append, ChunkIntent, EncodedEntry, Intent, Location, LogEntry,
     State, TopicConfig,
 };
-use crate::node::{Node, NodeConfig};
-use crate::segment::{encode_chunk, Compression, Record};
-use crate::store::{PutMode, SharedStore};
-use bytes::Bytes;
-use serde::Serialize;
+use skiff::node::{Node, NodeConfig};
+use skiff::segment::{encode_chunk, Compression, Record};
+use skiff::store::{PutMode, SharedStore};
 use std::time::Instant;
+
+/// Partitions of the fabricated topic; the appends go round them.
+const TOPIC_PARTITIONS: u32 = 4;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StartupReport {
@@ -44,7 +47,7 @@ async fn fabricate(base: &SharedStore, n: u64, checkpoint_every: u64) -> Result<
         1,
         vec![Intent::CreateTopic {
             name: "t".into(),
-            partitions: 4,
+            partitions: TOPIC_PARTITIONS,
             config: TopicConfig::default(),
         }],
         Bytes::new(),
@@ -61,7 +64,7 @@ async fn fabricate(base: &SharedStore, n: u64, checkpoint_every: u64) -> Result<
             let c = ChunkIntent {
                 topic: "t".into(),
                 topic_id: 1,
-                partition: (seq % 4) as u32,
+                partition: (seq % u64::from(TOPIC_PARTITIONS)) as u32,
                 location: Location::Inline {
                     start: 0,
                     len: chunk.len() as u32,

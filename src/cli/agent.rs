@@ -1,10 +1,13 @@
 //! `skiff agent`: settings from flags, `SKIFF_*` variables and `--config`,
 //! then serve until SIGTERM or Ctrl-C and shut down gracefully.
 
-use crate::agent::RunningAgent;
-use crate::segment::Compression;
-use crate::settings::Settings;
 use anyhow::Context;
+
+/// The longest wait for open connections on shutdown, unless given.
+const SHUTDOWN_DRAIN_MS_DEFAULT: u64 = 30_000;
+use skiff::agent::RunningAgent;
+use skiff::segment::Compression;
+use skiff::settings::Settings;
 
 /// Every flag overrides the same-named setting (see the README's table).
 #[derive(Debug, Default, clap::Args)]
@@ -66,7 +69,7 @@ pub struct AgentArgs {
     #[command(flatten)]
     pub http: Box<HttpArgs>,
     /// Longest wait for open connections on shutdown.
-    #[arg(long, env = "SKIFF_SHUTDOWN_DRAIN_MS", default_value_t = 30_000)]
+    #[arg(long, env = "SKIFF_SHUTDOWN_DRAIN_MS", default_value_t = SHUTDOWN_DRAIN_MS_DEFAULT)]
     pub shutdown_drain_ms: u64,
 }
 

@@ -1,10 +1,27 @@
 //! `skiff bench`: flags for the load and the store, then the report (a
 //! progress bar while it runs; `--json` prints one object for scripts).
 
-use crate::bench::{run, BenchConfig, BenchOutput, BodyFormat};
-use crate::segment::Compression;
-use crate::settings::Settings;
+use crate::bench::{run, BenchConfig, BenchOutput, BodyFormat, QueueReport, StartupReport};
+use skiff::segment::Compression;
+use skiff::settings::Settings;
 use std::io::IsTerminal;
+
+/// In-process agents when --agents is not given.
+const AGENTS_DEFAULT: usize = 1;
+/// The size of each record's value.
+const RECORD_BYTES_DEFAULT: usize = 1024;
+/// Records in each produce request.
+const RECORDS_PER_REQUEST_DEFAULT: usize = 100;
+/// Producer tasks.
+const PRODUCERS_DEFAULT: usize = 4;
+/// Consumer tasks.
+const CONSUMERS_DEFAULT: usize = 1;
+/// Partitions of the benchmark's topic.
+const PARTITIONS_DEFAULT: u32 = 4;
+/// How long the load runs.
+const DURATION_S_DEFAULT: f64 = 10.0;
+/// Records per second across all producers; 0: as fast as possible.
+const RATE_RECORDS_PER_S_DEFAULT: u64 = 0;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -18,28 +35,28 @@ pub struct BenchArgs {
     #[arg(long)]
     pub store_latency: Option<String>,
     /// In-process agents sharing the store.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = AGENTS_DEFAULT)]
     pub agents: usize,
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = RECORD_BYTES_DEFAULT)]
     pub record_bytes: usize,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = RECORDS_PER_REQUEST_DEFAULT)]
     pub records_per_request: usize,
     /// Produce and fetch bodies: kafka (binary RecordBatch) or json.
     #[arg(long, value_enum, default_value = "kafka")]
     pub body: BodyFormat,
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = PRODUCERS_DEFAULT)]
     pub producers: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = CONSUMERS_DEFAULT)]
     pub consumers: usize,
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = PARTITIONS_DEFAULT)]
     pub partitions: u32,
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = DURATION_S_DEFAULT)]
     pub duration_s: f64,
     /// Stop after this many records instead of after --duration-s.
     #[arg(long)]
     pub records: Option<u64>,
     /// Records per second across all producers (0: as fast as possible).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = RATE_RECORDS_PER_S_DEFAULT)]
     pub rate: u64,
     /// Also measure the store's own PUT round trip and bandwidth.
     #[arg(long)]
@@ -66,6 +83,27 @@ pub struct BenchArgs {
 }
 
 pub async fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
+    let json = a.json;
+    let out = run(config(a)).await.map_err(anyhow::Error::msg)?;
+    if json {
+        match out {
+            BenchOutput::Load(report) => println!("{}", serde_json::to_string(&report)?),
+            BenchOutput::Startup(r) => println!("{}", serde_json::to_string(&r)?),
+            BenchOutput::Queue(q) => println!("{}", serde_json::to_string(&q)?),
+        }
+    } else {
+        match out {
+            BenchOutput::Load(report) => report.print(),
+            BenchOutput::Startup(r) => print_startup(&r),
+            BenchOutput::Queue(q) => print_queue(&q),
+        }
+    }
+    Ok(())
+}
+
+/// The run the flags describe: agent settings are the defaults with the
+/// flags that were given laid over them.
+fn config(a: BenchArgs) -> BenchConfig {
     let mut settings = Settings::default();
     if let Some(v) = a.linger_ms {
         settings.linger_ms = v;
@@ -79,7 +117,7 @@ pub async fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
     if let Some(v) = a.compression {
         settings.compression = v;
     }
-    let cfg = BenchConfig {
+    BenchConfig {
         url: a.url,
         store: a.store,
         store_latency: a.store_latency,
@@ -98,40 +136,35 @@ pub async fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
         progress: !a.json && std::io::stderr().is_terminal(),
         queue: a.queue,
         startup_entries: a.startup_entries,
-    };
-    match run(cfg).await.map_err(anyhow::Error::msg)? {
-        BenchOutput::Load(report) if a.json => println!("{}", serde_json::to_string(&report)?),
-        BenchOutput::Load(report) => report.print(),
-        BenchOutput::Startup(r) if a.json => println!("{}", serde_json::to_string(&r)?),
-        BenchOutput::Startup(r) => {
-            println!(
-                "start-up         ready in {:.1} ms with {} log entries behind (checkpoint every {})",
-                r.ready_ms, r.entries, r.checkpoint_interval_entries
-            );
-            println!(
-                "                 {} entries replayed, {} GETs, {} LISTs",
-                r.entries_replayed, r.store_gets, r.store_lists
-            );
-        }
-        BenchOutput::Queue(q) if a.json => println!("{}", serde_json::to_string(&q)?),
-        BenchOutput::Queue(q) => {
-            println!(
-                "queue group      {} messages, {} consumers",
-                q.messages, q.consumers
-            );
-            println!(
-                "receive→ack      {:.0} messages/s",
-                q.receive_ack_msgs_per_s
-            );
-            println!(
-                "redelivery       {:.1} ms after a nack (p50)",
-                q.nack_redelivery_ms_p50
-            );
-            println!(
-                "                 {:.1} ms after the visibility timeout (p50)",
-                q.expiry_redelivery_ms_p50
-            );
-        }
     }
-    Ok(())
+}
+
+fn print_startup(r: &StartupReport) {
+    println!(
+        "start-up         ready in {:.1} ms with {} log entries behind (checkpoint every {})",
+        r.ready_ms, r.entries, r.checkpoint_interval_entries
+    );
+    println!(
+        "                 {} entries replayed, {} GETs, {} LISTs",
+        r.entries_replayed, r.store_gets, r.store_lists
+    );
+}
+
+fn print_queue(q: &QueueReport) {
+    println!(
+        "queue group      {} messages, {} consumers",
+        q.messages, q.consumers
+    );
+    println!(
+        "receive→ack      {:.0} messages/s",
+        q.receive_ack_msgs_per_s
+    );
+    println!(
+        "redelivery       {:.1} ms after a nack (p50)",
+        q.nack_redelivery_ms_p50
+    );
+    println!(
+        "                 {:.1} ms after the visibility timeout (p50)",
+        q.expiry_redelivery_ms_p50
+    );
 }

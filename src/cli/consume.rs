@@ -3,12 +3,15 @@
 //! new ones. One task per partition feeds a bounded channel.
 
 use super::Remote;
-use crate::api::RecordOut;
-use crate::client::Client;
+use skiff::api::RecordOut;
+use skiff::client::Client;
 use tokio::sync::mpsc;
 
-const FETCH_RECORDS: usize = 1000;
+/// Records one fetch asks for.
+const FETCH_RECORDS_MAX: usize = 1000;
+/// How long a `--follow` fetch waits for new records.
 const FOLLOW_WAIT_MS: u64 = 5_000;
+/// Records read ahead of the printer, across all partitions.
 const CHANNEL_RECORDS_MAX: usize = 4096;
 
 #[derive(Debug, clap::Args)]
@@ -65,76 +68,117 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         .await;
     }
     let from = parse_from(&args.from)?;
-    let topic = c.describe_topic(&args.topic).await?;
-    let partitions: Vec<_> = topic
-        .partitions
-        .iter()
-        .filter(|p| args.partition.is_none_or(|want| want == p.partition))
-        .collect();
-    if partitions.is_empty() {
-        anyhow::bail!("topic {} has no partition {:?}", args.topic, args.partition);
-    }
-    let (tx, mut rx) = mpsc::channel::<anyhow::Result<(u32, RecordOut)>>(CHANNEL_RECORDS_MAX);
-    for p in partitions {
-        let start = match from {
-            From::Beginning => p.log_start_offset,
-            From::End => p.high_watermark,
-            From::Offset(o) => o,
-        };
-        let (c, tx, topic, partition, follow) = (
+    let (tx, rx) = mpsc::channel::<Item>(CHANNEL_RECORDS_MAX);
+    for (partition, start) in starts(&c, &args, &from).await? {
+        tokio::spawn(read_partition(
             c.clone(),
             tx.clone(),
             args.topic.clone(),
-            p.partition,
+            partition,
+            start,
             args.follow,
-        );
-        tokio::spawn(async move {
-            let mut offset = start;
-            loop {
-                let wait_ms = if follow { FOLLOW_WAIT_MS } else { 0 };
-                match c
-                    .fetch(&topic, partition, offset, FETCH_RECORDS, wait_ms)
-                    .await
-                {
-                    Ok(r) => {
-                        let caught_up = r.next_offset >= r.high_watermark;
-                        offset = r.next_offset;
-                        for rec in r.records {
-                            if tx.send(Ok((partition, rec))).await.is_err() {
-                                return;
-                            }
-                        }
-                        if caught_up && !follow {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e.into())).await;
+        ));
+    }
+    drop(tx);
+    print_all(rx, args.max, args.remote.json).await
+}
+
+/// A record and its partition, or the error that ended a reader.
+type Item = anyhow::Result<(u32, RecordOut)>;
+
+/// Each partition to read and the offset to read it from.
+async fn starts(c: &Client, args: &ConsumeArgs, from: &From) -> anyhow::Result<Vec<(u32, u64)>> {
+    let topic = c.describe_topic(&args.topic).await?;
+    let starts: Vec<(u32, u64)> = topic
+        .partitions
+        .iter()
+        .filter(|p| args.partition.is_none_or(|want| want == p.partition))
+        .map(|p| {
+            let start = match from {
+                From::Beginning => p.log_start_offset,
+                From::End => p.high_watermark,
+                From::Offset(o) => *o,
+            };
+            (p.partition, start)
+        })
+        .collect();
+    if starts.is_empty() {
+        anyhow::bail!("topic {} has no partition {:?}", args.topic, args.partition);
+    }
+    Ok(starts)
+}
+
+/// One partition's reader: fetch from `start` and send each record until
+/// caught up (or forever with `follow`), the first error, or the printer
+/// hanging up.
+async fn read_partition(
+    c: Client,
+    tx: mpsc::Sender<Item>,
+    topic: String,
+    partition: u32,
+    start: u64,
+    follow: bool,
+) {
+    let mut offset = start;
+    let wait_ms = if follow { FOLLOW_WAIT_MS } else { 0 };
+    loop {
+        match c
+            .fetch(&topic, partition, offset, FETCH_RECORDS_MAX, wait_ms)
+            .await
+        {
+            Ok(r) => {
+                let caught_up = r.next_offset >= r.high_watermark;
+                offset = r.next_offset;
+                for rec in r.records {
+                    if tx.send(Ok((partition, rec))).await.is_err() {
                         return;
                     }
                 }
+                if caught_up && !follow {
+                    return;
+                }
             }
-        });
+            Err(e) => {
+                let _ = tx.send(Err(e.into())).await;
+                return;
+            }
+        }
     }
-    drop(tx);
+}
+
+/// Print what the readers send until they are all done or `max` records
+/// are printed.
+async fn print_all(
+    mut rx: mpsc::Receiver<Item>,
+    max: Option<u64>,
+    json: bool,
+) -> anyhow::Result<()> {
     let mut printed = 0u64;
     while let Some(item) = rx.recv().await {
         let (partition, rec) = item?;
-        if args.remote.json {
-            let mut v = serde_json::to_value(&rec)?;
-            v["partition"] = partition.into();
-            println!("{v}");
-        } else {
-            let value = rec
-                .value
-                .or(rec.value_base64.map(|b| format!("base64:{b}")))
-                .unwrap_or_default();
-            println!("{value}");
-        }
+        print_record(partition, &rec, json)?;
         printed += 1;
-        if args.max.is_some_and(|m| printed >= m) {
+        if max.is_some_and(|m| printed >= m) {
             break;
         }
+    }
+    Ok(())
+}
+
+/// One record a line: with `json` the record as JSON with its partition,
+/// else its value (`base64:…` for a value that is not UTF-8).
+pub(super) fn print_record(partition: u32, rec: &RecordOut, json: bool) -> anyhow::Result<()> {
+    if json {
+        let mut v = serde_json::to_value(rec)?;
+        v["partition"] = partition.into();
+        println!("{v}");
+    } else {
+        let value = rec
+            .value
+            .clone()
+            .or(rec.value_base64.clone().map(|b| format!("base64:{b}")))
+            .unwrap_or_default();
+        println!("{value}");
     }
     Ok(())
 }

@@ -2,13 +2,16 @@
 //! sent in batches of up to `--batch-records` lines or 1 MiB per request.
 
 use super::Remote;
-use crate::api::{ProduceBody, RecordIn};
-use crate::client::Client;
 use anyhow::Context;
+use skiff::api::{ProduceBody, RecordIn};
+use skiff::client::Client;
 use std::collections::BTreeMap;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+/// Line bytes one produce request carries at most.
 const BATCH_BYTES_MAX: usize = 1 << 20;
+/// Lines one produce request carries when `--batch-records` is not given.
+const BATCH_RECORDS_DEFAULT: usize = 1000;
 
 #[derive(Debug, clap::Args)]
 pub struct ProduceArgs {
@@ -26,7 +29,7 @@ pub struct ProduceArgs {
     #[arg(long)]
     pub partition: Option<u32>,
     /// Lines per request at most.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = BATCH_RECORDS_DEFAULT)]
     pub batch_records: usize,
     #[command(flatten)]
     pub remote: Remote,
