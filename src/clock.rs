@@ -209,6 +209,20 @@ pub fn process_ms() -> u64 {
     ORIGIN.get_or_init(now).elapsed().as_millis() as u64 + 1
 }
 
+/// Microseconds since the Unix epoch, by this machine's clock (stamps
+/// compared across processes, as the bench's end-to-end latency does).
+pub fn wall_us() -> u64 {
+    #[allow(clippy::disallowed_methods)] // the one reader of wall time
+    let since = SystemTime::now().duration_since(UNIX_EPOCH);
+    since.map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// Wait until `deadline` on the runtime's timers.
+#[allow(clippy::disallowed_methods)] // the door itself
+pub fn sleep_until(deadline: Instant) -> tokio::time::Sleep {
+    tokio::time::sleep_until(deadline)
+}
+
 /// Wait `d` on the runtime's timers.
 #[allow(clippy::disallowed_methods)] // the door itself
 pub fn sleep(d: Duration) -> tokio::time::Sleep {

@@ -6,7 +6,7 @@ mod common;
 
 use bytes::Bytes;
 use common::{fast_config, new_store, node_with};
-use skiff::clock::{Clock, VirtualClock};
+use skiff::clock::VirtualClock;
 use skiff::groups::QueueConfig;
 use skiff::ingest::{ProduceRecord, ProduceRequest};
 use skiff::segment::Record;

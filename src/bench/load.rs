@@ -9,10 +9,11 @@ use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use skiff::api::{ProduceBody, RecordIn};
 use skiff::client::{Client, ClientError};
+use skiff::clock::Instant;
 use skiff::segment::{encode_chunk, Compression, Record};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// The send time (µs since the epoch) that starts every value, zero-padded
@@ -49,9 +50,7 @@ pub struct Outcome {
 }
 
 fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    skiff::clock::wall_us()
 }
 
 fn histogram() -> Histogram<u64> {
@@ -86,7 +85,7 @@ impl Shared {
 
 pub async fn run(cfg: &BenchConfig, clients: &[Client], topic: &str) -> Result<Outcome, String> {
     let shared = Arc::new(Shared::new());
-    let started = Instant::now();
+    let started = skiff::clock::now();
     let consumers = spawn_consumers(cfg, clients, topic, &shared);
     let producers = spawn_producers(cfg, clients, topic, &shared);
     let bar = progress(cfg);
@@ -168,7 +167,7 @@ async fn watch(
 ) {
     let deadline = started + Duration::from_secs_f64(cfg.duration_s);
     loop {
-        tokio::time::sleep(Duration::from_millis(PROGRESS_INTERVAL_MS)).await;
+        skiff::clock::sleep(Duration::from_millis(PROGRESS_INTERVAL_MS)).await;
         let secs = started.elapsed().as_secs_f64().max(ELAPSED_S_MIN);
         let records = shared.records.load(Ordering::Relaxed);
         let mib = shared.bytes.load(Ordering::Relaxed) as f64 / MIB_BYTES;
@@ -182,7 +181,7 @@ async fn watch(
         ));
         let done = match cfg.records {
             Some(n) => records >= n,
-            None => Instant::now() >= deadline,
+            None => skiff::clock::now() >= deadline,
         };
         if done || producers.iter().all(|p| p.is_finished()) {
             return;
@@ -192,12 +191,12 @@ async fn watch(
 
 /// Give the consumers up to `DRAIN_S` to read everything produced.
 async fn drain(cfg: &BenchConfig, shared: &Shared, produced: u64) {
-    let drain_until = Instant::now() + Duration::from_secs(DRAIN_S);
+    let drain_until = skiff::clock::now() + Duration::from_secs(DRAIN_S);
     while cfg.consumers > 0
         && shared.consumed.load(Ordering::Relaxed) < produced
-        && Instant::now() < drain_until
+        && skiff::clock::now() < drain_until
     {
-        tokio::time::sleep(Duration::from_millis(DRAIN_POLL_MS)).await;
+        skiff::clock::sleep(Duration::from_millis(DRAIN_POLL_MS)).await;
     }
 }
 
@@ -221,7 +220,7 @@ async fn produce(c: Client, cfg: BenchConfig, topic: String, id: usize, rate: f6
     let pad = "x".repeat(cfg.record_bytes.saturating_sub(STAMP_DIGITS));
     let n = cfg.records_per_request.max(1);
     let mut partition = id as u32 % cfg.partitions.max(1);
-    let started = Instant::now();
+    let started = skiff::clock::now();
     let mut sent = 0u64;
     while !s.stop.load(Ordering::Relaxed) {
         if cfg
@@ -232,10 +231,10 @@ async fn produce(c: Client, cfg: BenchConfig, topic: String, id: usize, rate: f6
         }
         if rate > 0.0 {
             let due = started + Duration::from_secs_f64(sent as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
+            skiff::clock::sleep_until(due).await;
         }
         let stamp = format!("{:0width$}", now_us(), width = STAMP_DIGITS);
-        let t = Instant::now();
+        let t = skiff::clock::now();
         match send(&c, cfg.body, &topic, partition, n, &stamp, &pad).await {
             Ok(()) => {
                 let us = t.elapsed().as_micros() as u64;
@@ -246,7 +245,7 @@ async fn produce(c: Client, cfg: BenchConfig, topic: String, id: usize, rate: f6
             }
             Err(_) => {
                 s.errors.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
+                skiff::clock::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
             }
         }
         sent += n as u64;
@@ -341,7 +340,7 @@ async fn consume(c: Client, body: BodyFormat, topic: String, partition: u32, s: 
                 s.consumed.fetch_add(stamps.len() as u64, Ordering::Relaxed);
                 offset = next;
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await,
+            Err(_) => skiff::clock::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await,
         }
     }
 }

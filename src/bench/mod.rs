@@ -185,7 +185,7 @@ async fn start_agents(
 /// Create a fresh `bench-<ulid>` topic through the first client and wait
 /// until every other agent has seen it.
 async fn create_topic(clients: &[Client], partitions: u32) -> Result<String, String> {
-    let topic = format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let topic = format!("bench-{}", skiff::ids::ulid().to_string().to_lowercase());
     clients[0]
         .create_topic(&CreateTopic {
             name: topic.clone(),

@@ -9,9 +9,10 @@ use serde::Serialize;
 use skiff::api::queues::{QueueBody, ReceiptsBody, ReceiveBody};
 use skiff::api::{ProduceBody, RecordIn};
 use skiff::client::Client;
+use skiff::clock::Instant;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Messages one consumer's receive leases at most.
 const RECEIVE_MESSAGES_MAX: u32 = 100;
@@ -92,12 +93,12 @@ async fn receive_one(
         wait_ms: Some(RECEIVE_ONE_WAIT_MS),
         ..ReceiveBody::default()
     };
-    let sent = Instant::now();
+    let sent = skiff::clock::now();
     let r = c.receive(group, &body).await.map_err(|e| e.to_string())?;
     Ok(r.messages
         .into_iter()
         .next()
-        .map(|m| (m.receipt, sent, Instant::now())))
+        .map(|m| (m.receipt, sent, skiff::clock::now())))
 }
 
 pub async fn run(
@@ -120,7 +121,7 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
     produce_all(c, topic, messages, record_bytes).await?;
     let acked = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
+    let started = skiff::clock::now();
     let tasks: Vec<_> = (0..consumers.max(1))
         .map(|i| {
             let c = clients[i % clients.len()].clone();
@@ -161,8 +162,8 @@ pub async fn run(
 /// One consumer: receive a batch and ack it, until `messages` are acked
 /// across all consumers or `SETTLE_TIMEOUT_S` has passed.
 async fn ack_until(c: Client, group: String, acked: Arc<AtomicU64>, messages: u64) {
-    let deadline = Instant::now() + Duration::from_secs(SETTLE_TIMEOUT_S);
-    while acked.load(Ordering::Relaxed) < messages && Instant::now() < deadline {
+    let deadline = skiff::clock::now() + Duration::from_secs(SETTLE_TIMEOUT_S);
+    while acked.load(Ordering::Relaxed) < messages && skiff::clock::now() < deadline {
         let body = ReceiveBody {
             max_messages: Some(RECEIVE_MESSAGES_MAX),
             visibility_ms: None,
@@ -214,7 +215,7 @@ async fn nack_sample(
     let Some((receipt, _, _)) = receive_one(c, group, VISIBILITY_MS).await? else {
         return Ok(Sample::NoMessage);
     };
-    let nacked_at = Instant::now();
+    let nacked_at = skiff::clock::now();
     c.settle(group, "nack", &receipts_body(vec![receipt], Some(0)))
         .await
         .map_err(|e| e.to_string())?;

@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use serde::Serialize;
 use skiff::store::{PutMode, SharedStore};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Small PUTs whose median round trip is reported, and their size.
 const SMALL_PUTS: usize = 20;
@@ -28,12 +28,12 @@ pub async fn measure_raw_store(
     store: &SharedStore,
     object_bytes: usize,
 ) -> Result<RawStoreReport, String> {
-    let run = ulid::Ulid::new();
+    let run = skiff::ids::ulid();
     let mut keys = Vec::new();
     let mut small = Vec::with_capacity(SMALL_PUTS);
     for i in 0..SMALL_PUTS {
         let key = format!("bench-raw/{run}/small-{i}");
-        let started = Instant::now();
+        let started = skiff::clock::now();
         store
             .put(
                 &key,
@@ -47,7 +47,7 @@ pub async fn measure_raw_store(
     }
     small.sort_by(f64::total_cmp);
     let body = Bytes::from(vec![9u8; object_bytes.max(1)]);
-    let started = Instant::now();
+    let started = skiff::clock::now();
     let mut bytes = 0usize;
     let mut i = 0;
     while started.elapsed() < Duration::from_secs_f64(BANDWIDTH_S) && i < BANDWIDTH_PUTS_MAX {

@@ -15,7 +15,6 @@ use skiff::log::{
 use skiff::node::{Node, NodeConfig};
 use skiff::segment::{encode_chunk, Compression, Record};
 use skiff::store::{PutMode, SharedStore};
-use std::time::Instant;
 
 /// Partitions of the fabricated topic; the appends go round them.
 const TOPIC_PARTITIONS: u32 = 4;
@@ -104,7 +103,7 @@ pub async fn run(
 ) -> Result<StartupReport, String> {
     let every = config.log.checkpoint_interval_entries.max(1);
     fabricate(&base, n.max(1), every).await?;
-    let started = Instant::now();
+    let started = skiff::clock::now();
     let node = Node::open(store, SystemClock::shared(), config)
         .await
         .map_err(|e| e.to_string())?;

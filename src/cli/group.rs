@@ -180,7 +180,7 @@ pub async fn consume(
             break;
         }
         if m.assignments.is_empty() || (caught_up && m.assignments.len() > 1) {
-            tokio::time::sleep(std::time::Duration::from_millis(IDLE_PAUSE_MS)).await;
+            skiff::clock::sleep(std::time::Duration::from_millis(IDLE_PAUSE_MS)).await;
         }
         m = heartbeat_or_rejoin(c, group, &m.member_id, &join).await?;
     }
