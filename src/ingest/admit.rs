@@ -8,6 +8,7 @@
 //! retention allows) and the writer's clock (within a stated skew) are
 //! checked too. It owns these checks; it must not commit or change entries.
 
+use super::checks::is_segment_key;
 use super::config::{IngestConfig, PRODUCER_SEQUENCE_MAX};
 use super::limits::{check_record, check_record_within};
 use crate::error::{Error, Result};
@@ -151,27 +152,41 @@ fn check_intent(intent: &Intent, state: &State, clock_ms: u64) -> Result<()> {
             log_start_offset,
         } => check_trim(state, topic, *partition, *log_start_offset, clock_ms)?,
         Intent::Tick => {}
+        Intent::Append(a) => {
+            if let Some(p) = a.producer.filter(|p| p.sequence > PRODUCER_SEQUENCE_MAX) {
+                return Err(invalid(format!(
+                    "producer sequence {} is too large",
+                    p.sequence
+                )));
+            }
+        }
+        Intent::JoinGroup { .. }
+        | Intent::Heartbeat { .. }
+        | Intent::LeaveGroup { .. }
+        | Intent::CommitOffsets { .. }
+        | Intent::ResetOffsets { .. } => check_stream_intent(intent, state)?,
+        Intent::ConfigureQueue { .. }
+        | Intent::Receive { .. }
+        | Intent::Ack { .. }
+        | Intent::Nack { .. }
+        | Intent::Extend { .. }
+        | Intent::DeadLetter { .. } => check_queue_intent(intent)?,
+    }
+    Ok(())
+}
+
+/// The rules of a stream-group intent: names, ids, subscriptions, offsets.
+fn check_stream_intent(intent: &Intent, state: &State) -> Result<()> {
+    match intent {
         Intent::JoinGroup {
             group,
             member_id,
             topics,
             session_timeout_ms,
-        } => {
-            check_name("group", group)?;
-            check_id("member id", member_id)?;
-            if topics.is_empty() || topics.len() > OFFSETS_PER_COMMIT_MAX {
-                return Err(invalid("a member subscribes to at least one topic"));
-            }
-            topics.iter().try_for_each(|t| check_name("topic", t))?;
-            if !SESSION_TIMEOUT_MS_RANGE.contains(session_timeout_ms) {
-                return Err(invalid(format!(
-                    "session_timeout_ms must be within {SESSION_TIMEOUT_MS_RANGE:?}"
-                )));
-            }
-        }
+        } => check_join(group, member_id, topics, *session_timeout_ms),
         Intent::Heartbeat { group, member_id } | Intent::LeaveGroup { group, member_id } => {
             check_name("group", group)?;
-            check_id("member id", member_id)?;
+            check_id("member id", member_id)
         }
         Intent::CommitOffsets {
             group,
@@ -180,16 +195,44 @@ fn check_intent(intent: &Intent, state: &State, clock_ms: u64) -> Result<()> {
             ..
         } => {
             check_id("member id", member_id)?;
-            check_offsets(state, group, offsets)?;
+            check_offsets(state, group, offsets)
         }
-        Intent::ResetOffsets { group, offsets } => check_offsets(state, group, offsets)?,
+        Intent::ResetOffsets { group, offsets } => check_offsets(state, group, offsets),
+        _ => Ok(()),
+    }
+}
+
+fn check_join(
+    group: &str,
+    member_id: &str,
+    topics: &[String],
+    session_timeout_ms: u64,
+) -> Result<()> {
+    check_name("group", group)?;
+    check_id("member id", member_id)?;
+    if topics.is_empty() || topics.len() > OFFSETS_PER_COMMIT_MAX {
+        return Err(invalid("a member subscribes to at least one topic"));
+    }
+    topics.iter().try_for_each(|t| check_name("topic", t))?;
+    if !SESSION_TIMEOUT_MS_RANGE.contains(&session_timeout_ms) {
+        return Err(invalid(format!(
+            "session_timeout_ms must be within {SESSION_TIMEOUT_MS_RANGE:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// The rules of a queue-group intent: names, configuration, counts and
+/// durations, and where a dead letter may go.
+fn check_queue_intent(intent: &Intent) -> Result<()> {
+    match intent {
         Intent::ConfigureQueue { group, config } => {
             check_name("group", group)?;
             config.validate().map_err(invalid)?;
             config
                 .topics
                 .iter()
-                .try_for_each(|t| check_name("topic", t))?;
+                .try_for_each(|t| check_name("topic", t))
         }
         Intent::Receive {
             group,
@@ -202,16 +245,16 @@ fn check_intent(intent: &Intent, state: &State, clock_ms: u64) -> Result<()> {
                     "max_messages must be 1..={RECEIVE_MESSAGES_MAX}"
                 )));
             }
-            check_ms("visibility_ms", *visibility_ms, 1)?;
+            check_ms("visibility_ms", *visibility_ms, 1)
         }
-        Intent::Ack { group, receipts } => check_receipts(group, receipts.len())?,
+        Intent::Ack { group, receipts } => check_receipts(group, receipts.len()),
         Intent::Nack {
             group,
             receipts,
             delay_ms,
         } => {
             check_receipts(group, receipts.len())?;
-            check_ms("delay_ms", *delay_ms, 0)?;
+            check_ms("delay_ms", *delay_ms, 0)
         }
         Intent::Extend {
             group,
@@ -219,7 +262,7 @@ fn check_intent(intent: &Intent, state: &State, clock_ms: u64) -> Result<()> {
             visibility_ms,
         } => {
             check_receipts(group, receipts.len())?;
-            check_ms("visibility_ms", *visibility_ms, 1)?;
+            check_ms("visibility_ms", *visibility_ms, 1)
         }
         Intent::DeadLetter { group, append, .. } => {
             check_name("group", group)?;
@@ -227,17 +270,10 @@ fn check_intent(intent: &Intent, state: &State, clock_ms: u64) -> Result<()> {
             if append.producer.is_some() || append.chunks.iter().any(|c| c.topic != dlq) {
                 return Err(invalid(format!("a dead letter goes to {dlq:?} only")));
             }
+            Ok(())
         }
-        Intent::Append(a) => {
-            if let Some(p) = a.producer.filter(|p| p.sequence > PRODUCER_SEQUENCE_MAX) {
-                return Err(invalid(format!(
-                    "producer sequence {} is too large",
-                    p.sequence
-                )));
-            }
-        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// A trim may only advance the log start as far as retention allows.
@@ -371,11 +407,4 @@ async fn read_segment_ranges(
         .buffer_unordered(SEGMENT_READS_PARALLEL)
         .try_collect()
         .await
-}
-
-/// `segments/<ULID>.seg`, as `new_segment_key` makes them.
-fn is_segment_key(key: &str) -> bool {
-    key.strip_prefix("segments/")
-        .and_then(|k| k.strip_suffix(".seg"))
-        .is_some_and(|id| ulid::Ulid::from_string(id).is_ok())
 }

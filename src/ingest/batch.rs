@@ -47,9 +47,9 @@ pub(crate) struct EncodedChunk {
     pub meta: ChunkMeta,
 }
 
-/// Where one request's records went: `(record index, chunk index in the
-/// group, index in the chunk)`.
-pub(crate) type Placement = Vec<(usize, usize, u32)>;
+/// Where each of one request's records went: `(record index, chunk index
+/// in the group, index in the chunk)`.
+pub(crate) type RecordPositions = Vec<(usize, usize, u32)>;
 
 /// One intent's chunks plus, per waiting request (by index), where its
 /// records went. Every request belongs to exactly one group.
@@ -57,7 +57,7 @@ pub(crate) type Placement = Vec<(usize, usize, u32)>;
 pub(crate) struct Group {
     pub producer: Option<ProducerSeq>,
     pub chunks: Vec<EncodedChunk>,
-    pub members: BTreeMap<usize, Placement>,
+    pub members: BTreeMap<usize, RecordPositions>,
 }
 
 impl Group {
@@ -68,9 +68,9 @@ impl Group {
 
 /// The offset of every record of a request, in request order, given the
 /// base offset of each of the group's chunks.
-pub(crate) fn offsets_of(placement: &Placement, bases: &[u64]) -> Result<Vec<u64>> {
-    let mut out = vec![0u64; placement.len()];
-    for &(rec, chunk, pos) in placement {
+pub(crate) fn offsets_of(positions: &RecordPositions, bases: &[u64]) -> Result<Vec<u64>> {
+    let mut out = vec![0u64; positions.len()];
+    for &(rec, chunk, pos) in positions {
         let base = bases
             .get(chunk)
             .ok_or_else(|| Error::Invalid("a retried request differs from the original".into()))?;

@@ -7,6 +7,7 @@
 
 pub mod admit;
 mod batch;
+mod checks;
 mod committer;
 mod config;
 mod intents;

@@ -3,9 +3,11 @@
 //! `linger_ms` or `segment_bytes_target`, encodes it and starts its segment
 //! upload, handing the flush to the committer (`committer.rs`). Bytes
 //! accepted but not yet answered are bounded by `batch_bytes_max`; past it,
-//! produce fails fast with `Backpressure`. It must not commit.
+//! produce fails fast with `Backpressure`. A segment is checked to be
+//! well-formed before its upload (`checks.rs`). It must not commit.
 
 use super::batch::{build_groups, Group, Pending, ProduceRequest};
+use super::checks::segment_well_formed;
 use super::committer::committer;
 use super::config::IngestConfig;
 use super::intents::{self, Submitted, SUBMITTED_MAX};
@@ -218,9 +220,45 @@ async fn flusher(s: Arc<Shared>, tx: mpsc::Sender<Flush>) {
 
 /// Encode a batch and start its upload; on failure, answer its requests.
 async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result<Flush, ()> {
+    let (mut pending, mut groups) = encode(s, pending, bytes).await?;
+    // The records are encoded: free them (and the request bodies they
+    // point into) now rather than when the commit answers.
+    for p in &mut pending {
+        p.request.records = Vec::new();
+    }
+    s.stats.flushes.fetch_add(1, Ordering::Relaxed);
+    let data_bytes: usize = groups.iter().map(Group::data_bytes).sum();
+    let location = match data_bytes > s.config.inline_bytes_max {
+        true => upload_segment(s, &mut groups, data_bytes),
+        false => Ok(inline_blob(s, &mut groups, data_bytes)),
+    };
+    let location = match location {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "failing a flush that must not be written");
+            fail_all(s, pending, bytes, &e);
+            return Err(());
+        }
+    };
+    Ok(Flush {
+        pending,
+        submitted: Vec::new(),
+        groups,
+        location,
+        bytes,
+    })
+}
+
+/// Encode the batch's chunks off the runtime. A panic while encoding must
+/// still answer the requests and return their bytes to the backpressure
+/// budget: it is caught with them in hand. On failure, the requests are
+/// answered here.
+async fn encode(
+    s: &Arc<Shared>,
+    pending: Vec<Pending>,
+    bytes: usize,
+) -> Result<(Vec<Pending>, Vec<Group>), ()> {
     let compression = s.config.compression;
-    // A panic while encoding must still answer the requests and return
-    // their bytes to the backpressure budget: catch it with them in hand.
     let encoded = tokio::task::spawn_blocking(move || {
         let g = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             build_groups(&pending, compression)
@@ -229,83 +267,77 @@ async fn prepare(s: &Arc<Shared>, pending: Vec<Pending>, bytes: usize) -> Result
         (pending, g)
     })
     .await;
-    let (mut pending, mut groups) = match encoded {
-        Ok((p, Ok(g))) => (p, g),
+    match encoded {
+        Ok((p, Ok(g))) => Ok((p, g)),
         Ok((p, Err(e))) => {
             fail_all(s, p, bytes, &e);
-            return Err(());
+            Err(())
         }
         Err(e) => {
             // Only cancellation gets here (the runtime is shutting down);
             // the requests' senders are gone with the task.
             tracing::error!(error = %e, "the encoding task did not finish");
             s.bytes_unanswered.fetch_sub(bytes, Ordering::SeqCst);
-            return Err(());
+            Err(())
         }
-    };
-    // The records are encoded: free them (and the request bodies they
-    // point into) now rather than when the commit answers.
-    for p in &mut pending {
-        p.request.records = Vec::new();
     }
-    s.stats.flushes.fetch_add(1, Ordering::Relaxed);
-    let data_bytes: usize = groups.iter().map(Group::data_bytes).sum();
-    let placement = if data_bytes > s.config.inline_bytes_max {
-        let mut seg = SegmentBuilder::with_capacity(data_bytes);
-        let starts: Vec<Vec<u64>> = groups
-            .iter()
-            .map(|g| {
-                g.chunks
-                    .iter()
-                    .map(|c| seg.add_chunk(&c.topic, c.partition, &c.bytes, &c.meta))
-                    .collect()
-            })
-            .collect();
-        let key: Arc<str> = new_segment_key().into();
-        let body = seg.finish();
-        // One copy of the data in flight: chunks become views of the body.
-        share_chunks(&mut groups, &starts, &body);
-        let store = s.store.clone();
-        let k = key.clone();
-        s.stats.segments.fetch_add(1, Ordering::Relaxed);
-        let upload = tokio::spawn(async move {
-            match create_resolving(&*store, &k, body).await? {
-                Created::Ours => Ok(()),
-                Created::Theirs(_) => Err(Error::Internal(format!("segment key {k} collided"))),
-            }
-        });
-        FlushLocation::Segment {
-            key,
-            starts,
-            upload,
+}
+
+/// Build the flush's segment, check it (the precondition of its write),
+/// and start its upload: create-if-absent under a fresh key, which must be
+/// ours afterwards (the postcondition).
+fn upload_segment(s: &Shared, groups: &mut [Group], data_bytes: usize) -> Result<FlushLocation> {
+    let mut seg = SegmentBuilder::with_capacity(data_bytes);
+    let starts: Vec<Vec<u64>> = groups
+        .iter()
+        .map(|g| {
+            g.chunks
+                .iter()
+                .map(|c| seg.add_chunk(&c.topic, c.partition, &c.bytes, &c.meta))
+                .collect()
+        })
+        .collect();
+    let key: Arc<str> = new_segment_key().into();
+    let body = seg.finish();
+    segment_well_formed(&key, &body, groups, &starts)?;
+    // One copy of the data in flight: chunks become views of the body.
+    share_chunks(groups, &starts, &body);
+    let store = s.store.clone();
+    let k = key.clone();
+    s.stats.segments.fetch_add(1, Ordering::Relaxed);
+    let upload = tokio::spawn(async move {
+        match create_resolving(&*store, &k, body).await? {
+            Created::Ours => Ok(()),
+            Created::Theirs(_) => Err(Error::Internal(format!("segment key {k} collided"))),
         }
-    } else {
-        let mut blob = BytesMut::with_capacity(data_bytes);
-        let starts: Vec<Vec<u64>> = groups
-            .iter()
-            .map(|g| {
-                g.chunks
-                    .iter()
-                    .map(|c| {
-                        let at = blob.len() as u64;
-                        blob.extend_from_slice(&c.bytes);
-                        at
-                    })
-                    .collect()
-            })
-            .collect();
-        s.stats.inline_flushes.fetch_add(1, Ordering::Relaxed);
-        let blob = blob.freeze();
-        share_chunks(&mut groups, &starts, &blob);
-        FlushLocation::Inline { blob, starts }
-    };
-    Ok(Flush {
-        pending,
-        submitted: Vec::new(),
-        groups,
-        placement,
-        bytes,
+    });
+    Ok(FlushLocation::Segment {
+        key,
+        starts,
+        upload,
     })
+}
+
+/// Concatenate a small flush's chunks into the blob its log entry carries.
+fn inline_blob(s: &Shared, groups: &mut [Group], data_bytes: usize) -> FlushLocation {
+    let mut blob = BytesMut::with_capacity(data_bytes);
+    let starts: Vec<Vec<u64>> = groups
+        .iter()
+        .map(|g| {
+            g.chunks
+                .iter()
+                .map(|c| {
+                    let at = blob.len() as u64;
+                    blob.extend_from_slice(&c.bytes);
+                    at
+                })
+                .collect()
+        })
+        .collect();
+    s.stats.inline_flushes.fetch_add(1, Ordering::Relaxed);
+    let blob = blob.freeze();
+    share_chunks(groups, &starts, &blob);
+    FlushLocation::Inline { blob, starts }
 }
 
 /// Point every chunk at its copy inside `body`, so the separately encoded

@@ -69,7 +69,7 @@ pub(super) struct Flush {
     pub(super) pending: Vec<Pending>,
     pub(super) submitted: Vec<Submitted>,
     pub(super) groups: Vec<Group>,
-    pub(super) placement: FlushLocation,
+    pub(super) location: FlushLocation,
     pub(super) bytes: usize,
 }
 

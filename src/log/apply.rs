@@ -5,7 +5,7 @@
 //! entry's timestamp folded into the log's monotonic clock.
 
 use super::append::apply_append;
-use super::entry::{Intent, LogEntry};
+use super::entry::{Intent, LogEntry, TopicConfig};
 use super::outcome::{reject, Outcome, RejectKind};
 use super::state::{PartitionState, State, TopicState};
 
@@ -62,31 +62,7 @@ fn apply_intent(state: &mut State, seq: u64, intent: &Intent) -> Outcome {
             name,
             partitions,
             config,
-        } => {
-            if state.topics.contains_key(name) {
-                return reject(
-                    RejectKind::Conflict,
-                    format!("topic {name:?} already exists"),
-                );
-            }
-            if *partitions == 0 || *partitions > PARTITIONS_MAX {
-                return reject(
-                    RejectKind::Invalid,
-                    format!("partitions must be 1..={PARTITIONS_MAX}"),
-                );
-            }
-            state.topics.insert(
-                name.clone(),
-                TopicState {
-                    id: seq,
-                    name: name.clone(),
-                    config: config.clone(),
-                    created_ms: state.clock_ms,
-                    partitions: vec![PartitionState::default(); *partitions as usize],
-                },
-            );
-            Outcome::Done
-        }
+        } => create_topic(state, seq, name, *partitions, config),
         Intent::DeleteTopic { name } => match state.topics.remove(name) {
             Some(_) => Outcome::Done,
             None => reject(RejectKind::NotFound, format!("unknown topic {name:?}")),
@@ -95,33 +71,68 @@ fn apply_intent(state: &mut State, seq: u64, intent: &Intent) -> Outcome {
             topic,
             partition,
             log_start_offset,
-        } => {
-            let Some(p) = state
-                .topics
-                .get_mut(topic)
-                .and_then(|t| t.partitions.get_mut(*partition as usize))
-            else {
-                return reject(
-                    RejectKind::NotFound,
-                    format!("unknown partition {topic}/{partition}"),
-                );
-            };
-            let new_start = (*log_start_offset)
-                .min(p.high_watermark)
-                .max(p.log_start_offset);
-            p.log_start_offset = new_start;
-            while p
-                .chunks
-                .front()
-                .is_some_and(|c| c.end_offset() <= new_start)
-            {
-                if let Some(c) = p.chunks.pop_front() {
-                    p.bytes -= c.len as u64;
-                }
-            }
-            Outcome::Done
-        }
+        } => trim(state, topic, *partition, *log_start_offset),
         Intent::Append(a) => apply_append(state, seq, a),
         other => super::apply_groups::apply_group_intent(state, seq, other),
     }
+}
+
+/// A new topic, whose id is the sequence that created it.
+fn create_topic(
+    state: &mut State,
+    seq: u64,
+    name: &str,
+    partitions: u32,
+    config: &TopicConfig,
+) -> Outcome {
+    if state.topics.contains_key(name) {
+        return reject(
+            RejectKind::Conflict,
+            format!("topic {name:?} already exists"),
+        );
+    }
+    if partitions == 0 || partitions > PARTITIONS_MAX {
+        return reject(
+            RejectKind::Invalid,
+            format!("partitions must be 1..={PARTITIONS_MAX}"),
+        );
+    }
+    let topic = TopicState {
+        id: seq,
+        name: name.to_string(),
+        config: config.clone(),
+        created_ms: state.clock_ms,
+        partitions: vec![PartitionState::default(); partitions as usize],
+    };
+    state.topics.insert(name.to_string(), topic);
+    Outcome::Done
+}
+
+/// Advance the log start (never back, never past the high watermark) and
+/// drop the chunks wholly before it.
+fn trim(state: &mut State, topic: &str, partition: u32, log_start_offset: u64) -> Outcome {
+    let Some(p) = state
+        .topics
+        .get_mut(topic)
+        .and_then(|t| t.partitions.get_mut(partition as usize))
+    else {
+        return reject(
+            RejectKind::NotFound,
+            format!("unknown partition {topic}/{partition}"),
+        );
+    };
+    let new_start = log_start_offset
+        .min(p.high_watermark)
+        .max(p.log_start_offset);
+    p.log_start_offset = new_start;
+    while p
+        .chunks
+        .front()
+        .is_some_and(|c| c.end_offset() <= new_start)
+    {
+        if let Some(c) = p.chunks.pop_front() {
+            p.bytes -= c.len as u64;
+        }
+    }
+    Outcome::Done
 }

@@ -1,6 +1,8 @@
 //! Unit and property tests of `apply`: determinism across replicas, dense
-//! offsets, identical rejections, idempotent producers.
+//! offsets, identical rejections, idempotent producers; every invariant and
+//! every transition rule holds after each entry.
 
+use super::applied::{check_applied, Before};
 use super::apply::apply;
 use super::entry::*;
 use super::invariants;
@@ -316,10 +318,14 @@ fn check_replicas(entries: &[(Vec<Intent>, u64)]) -> Result<(), TestCaseError> {
         let seq = i as u64 + 1;
         t += dt;
         let e = entry(seq as u128, t, intents.clone());
+        let before = Before::capture(&a, &e);
         let oa = apply(&mut a, seq, &e);
         let ob = apply(&mut b, seq, &e);
         prop_assert_eq!(&oa, &ob);
         prop_assert_eq!(&a, &b);
+        if let Err(broken) = check_applied(&before, &a, &e, &oa) {
+            prop_assert!(false, "applying entry {}: {}", seq, broken);
+        }
         if let Err(broken) = invariants::check(&a) {
             prop_assert!(false, "after entry {}: {}", seq, broken);
         }

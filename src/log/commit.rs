@@ -6,21 +6,27 @@
 //! landing out of order are acked in order. It keeps "no commit into a
 //! hole" (docs/design/0002): it writes only with a view confirmed within
 //! `view_ttl_ms`, and answers no commit whose write or outcome came later
-//! than `view_ttl_ms + commit_put_max_ms` after that confirmation. Learning
-//! other writers' entries is `tail.rs`; it must not decide outcomes (that is
+//! than `view_ttl_ms + commit_put_max_ms` after that confirmation. Around
+//! every write it checks the log's rules: an entry is well-formed before it
+//! is written (`well_formed.rs`), and the state after each applied entry
+//! keeps them (`applied.rs`; all of `invariants.rs` in debug builds). The
+//! attempt loop is `place.rs`, checkpoints `checkpoint.rs`, learning other
+//! writers' entries `tail.rs`; it must not decide outcomes (that is
 //! `apply`) or batch work (that is `ingest`).
 
+use super::applied::{check_applied, outcomes_match_intents, Before};
 use super::apply::apply;
 use super::entry::{log_key, EncodedEntry, Intent, LogEntry};
 use super::forward::{ForwardError, Forwarder};
-use super::invariants;
+use super::invariants::{self, Violation};
 pub use super::outcome::{Committed, Outcome};
 use super::recent::RecentEntries;
 use super::sequencer::Sequencer;
-use super::state::{checkpoint_key, State};
+use super::state::State;
+use super::well_formed::check_entry;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
-use crate::store::{create_resolving, Created, PutMode, SharedStore, StoreErrorKind};
+use crate::store::SharedStore;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,7 +109,7 @@ pub struct CommitLog {
     /// continuous since then (`u64::MAX`: not confirmed).
     pub(super) confirmed_at_ms: AtomicU64,
     /// The soft leader, once the agent installed one.
-    forwarder: OnceLock<Arc<dyn Forwarder>>,
+    pub(super) forwarder: OnceLock<Arc<dyn Forwarder>>,
     /// Recently applied entries, kept while followers pull them.
     pub(super) recent: Mutex<RecentEntries>,
     /// Monotonic ms until which to keep `recent` (a pull extends it).
@@ -111,23 +117,6 @@ pub struct CommitLog {
     /// Called with every entry as it is applied (the node fills its chunk
     /// cache with inline chunks, so reads of them cost no GET).
     on_apply: OnceLock<HookCell>,
-}
-
-/// A slot handed to one attempt: abandoned when dropped unless the attempt
-/// settled what the slot holds (ours or theirs), so neither an error nor a
-/// cancelled commit leaves a hole that nothing fills.
-struct SlotClaim<'a> {
-    log: &'a CommitLog,
-    slot: u64,
-    settled: bool,
-}
-
-impl Drop for SlotClaim<'_> {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.log.sequencer.lock().abandon(self.slot);
-        }
-    }
 }
 
 /// A registered waiter, removed however the commit ends.
@@ -217,7 +206,7 @@ impl CommitLog {
         }
         while let Some(e) = sq.next_ready(self.head()) {
             let seq = self.head() + 1;
-            let outcomes = self.apply_entry(seq, &e);
+            let applied = self.apply_entry(seq, &e);
             if feeding {
                 self.recent.lock().push(seq, e.bytes.clone());
             }
@@ -228,23 +217,32 @@ impl CommitLog {
                 if seq % self.config.checkpoint_interval_entries.max(1) == 0 {
                     self.spawn_checkpoint();
                 }
-                let _ = waiter.send(Committed { seq, outcomes });
+                let answer = applied.map(|outcomes| Committed { seq, outcomes });
+                let _ = waiter.send(answer.map_err(Error::from));
             }
         }
     }
 
-    fn apply_entry(&self, seq: u64, e: &EncodedEntry) -> Vec<Outcome> {
+    /// Apply the entry at `seq`, checking the postcondition: the
+    /// transition rules over what it touched (O(entry)) in every build, and
+    /// every invariant (O(state)) in debug builds and tests.
+    fn apply_entry(&self, seq: u64, e: &EncodedEntry) -> Result<Vec<Outcome>, Violation> {
         let mut st = self.state.write();
+        let before = Before::capture(&st, &e.entry);
         let out = apply(&mut st, seq, &e.entry);
-        if cfg!(debug_assertions) {
-            if let Err(broken) = invariants::check(&st) {
-                panic!("invariant broken after applying {}: {broken}", log_key(seq));
+        let checked = check_applied(&before, &st, &e.entry, &out).and_then(|()| {
+            match cfg!(debug_assertions) {
+                true => invariants::check(&st),
+                false => Ok(()),
             }
-        }
+        });
         drop(st);
         self.stats.entries_applied.fetch_add(1, Ordering::Relaxed);
         self.head_tx.send_replace(seq);
-        out
+        if let Err(v) = &checked {
+            invariant_broken(seq, v);
+        }
+        checked.map(|()| out)
     }
 
     /// Entries after `after` as encoded bytes, for a follower; `None` if
@@ -297,7 +295,10 @@ impl CommitLog {
     /// another agent holds the lease, else here. On `Err`, the entry was
     /// not acknowledged; it may still become visible later
     /// (`CommitUncertain`), so clients retry idempotently.
+    /// The entry must be well-formed (`well_formed::check_entry`): a
+    /// malformed one is an internal error and is not written.
     pub async fn commit(&self, entry: &EncodedEntry) -> Result<Committed> {
+        check_entry(entry)?;
         let started = std::time::Instant::now();
         let r = self.commit_inner(entry).await;
         let ms = started.elapsed().as_millis();
@@ -329,13 +330,15 @@ impl CommitLog {
                 return Ok(c);
             }
         }
-        self.commit_here(entry).await
+        self.commit_here_checked(entry).await
     }
 
-    /// A forwarded commit's answer, once it is safe to give.
+    /// A forwarded commit's answer, once it is safe to give: one outcome
+    /// per intent (the postcondition callers are answered from).
     async fn forwarded(&self, entry: &EncodedEntry, c: Committed) -> Result<Committed> {
         self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
         self.learn(c.seq, entry.clone());
+        outcomes_match_intents(c.seq, &entry.entry, &c.outcomes)?;
         // Appends are answered by their outcomes alone; other intents'
         // callers read the state next, so they see their own write
         // (read-your-writes on every agent).
@@ -371,8 +374,15 @@ impl CommitLog {
 
     /// Commit `entry` at the next free slot of the log, from this agent,
     /// and return its outcomes once every entry before it is known. Safe to
-    /// call concurrently: entries are pipelined.
+    /// call concurrently: entries are pipelined. Like [`CommitLog::commit`],
+    /// a malformed entry is an internal error and is not written.
     pub async fn commit_here(&self, entry: &EncodedEntry) -> Result<Committed> {
+        check_entry(entry)?;
+        self.commit_here_checked(entry).await
+    }
+
+    /// `commit_here` of an entry already checked.
+    async fn commit_here_checked(&self, entry: &EncodedEntry) -> Result<Committed> {
         match self.commit_local(entry, false).await? {
             Some(c) => Ok(c),
             None => Err(Error::CommitUncertain(
@@ -400,98 +410,12 @@ impl CommitLog {
         let answer = tokio::time::timeout(Duration::from_millis(left), rx).await;
         let took = self.clock.mono_ms().saturating_sub(confirmed_at);
         match answer {
-            Ok(Ok(c)) if took <= budget => Ok(Some(c)),
+            Ok(Ok(Err(broken))) => Err(broken),
+            Ok(Ok(Ok(c))) if took <= budget => Ok(Some(c)),
             _ => Err(Error::CommitUncertain(format!(
                 "{} landed but the entries before it were not known within {budget} ms; not acked",
                 log_key(slot)
             ))),
-        }
-    }
-
-    /// Write `entry` into a free slot; the slot and the view confirmation
-    /// it was written under. `None`: it lost a race while a leader is known
-    /// and `yield_to_leader` asked to stop there. A slot whose attempt ends
-    /// without knowing what it holds (an error, or this future dropped) is
-    /// abandoned, so a later write fills it.
-    async fn place(
-        &self,
-        entry: &EncodedEntry,
-        yield_to_leader: bool,
-    ) -> Result<Option<(u64, u64)>> {
-        let mut timeouts = 0;
-        let mut claim: Option<SlotClaim> = None;
-        let budget = self.config.ack_budget_ms();
-        loop {
-            let confirmed_at = self.fresh_view().await?;
-            let slot = match &claim {
-                Some(c) => c.slot,
-                None => {
-                    let slot = self.sequencer.lock().reserve(self.head());
-                    claim = Some(SlotClaim {
-                        log: self,
-                        slot,
-                        settled: false,
-                    });
-                    slot
-                }
-            };
-            let key = log_key(slot);
-            let created = create_resolving(&*self.store, &key, entry.bytes.clone()).await;
-            let took = self.clock.mono_ms().saturating_sub(confirmed_at);
-            match created {
-                Ok(Created::Ours) => {
-                    if let Some(c) = claim.as_mut() {
-                        c.settled = true;
-                    }
-                    if took > budget {
-                        // It may sit in a GC'd hole: neither ack nor apply
-                        // it; re-reading the log decides what is there.
-                        self.drop_view();
-                        return Err(Error::CommitUncertain(format!(
-                            "{key} landed {took} ms after the view was confirmed; not acked"
-                        )));
-                    }
-                    self.stats.commits.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("skiff_log_commits_total").increment(1);
-                    if slot != self.head() + 1 {
-                        self.stats.landed_ahead.fetch_add(1, Ordering::Relaxed);
-                    }
-                    self.learn(slot, entry.clone());
-                    return Ok(Some((slot, confirmed_at)));
-                }
-                Ok(Created::Theirs(bytes)) => {
-                    if let Some(mut c) = claim.take() {
-                        c.settled = true;
-                    }
-                    self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("skiff_log_conflicts_total").increment(1);
-                    timeouts = 0;
-                    if took > budget {
-                        // Read too late to trust for this view: re-read.
-                        self.drop_view();
-                        continue;
-                    }
-                    self.learn(slot, EncodedEntry::decode(&key, bytes)?);
-                    let leader_known = self.forwarder.get().is_some_and(|f| f.leader().is_some());
-                    if yield_to_leader && leader_known {
-                        return Ok(None);
-                    }
-                }
-                Err(e)
-                    if e.kind == StoreErrorKind::Timeout
-                        && timeouts + 1 < self.config.commit_timeouts_max =>
-                {
-                    // Still undecided: retry the same bytes at the same key.
-                    timeouts += 1;
-                    self.stats.ambiguous.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    // The claim's drop abandons the slot.
-                    self.stats.ambiguous.fetch_add(1, Ordering::Relaxed);
-                    self.drop_view();
-                    return Err(Error::CommitUncertain(format!("{key}: {e}")));
-                }
-            }
         }
     }
 
@@ -511,41 +435,15 @@ impl CommitLog {
             .await?;
         Ok(true)
     }
+}
 
-    fn spawn_checkpoint(&self) {
-        let (seq, bytes) = {
-            let st = self.state.read();
-            (st.seq, st.encode_checkpoint())
-        };
-        let Ok(bytes) = bytes else { return };
-        let store = self.store.clone();
-        self.stats
-            .checkpoints_written
-            .fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
-            let key = checkpoint_key(seq);
-            match store.put(&key, bytes, PutMode::Create).await {
-                Ok(()) => tracing::debug!(key, "checkpoint written"),
-                Err(e) if e.kind == StoreErrorKind::AlreadyExists => {}
-                Err(e) => tracing::warn!(error = %e, "checkpoint failed; the next one will do"),
-            }
-        });
+/// A broken invariant is a bug: fatal in debug builds and tests; otherwise
+/// logged and counted, and the entry's own writer is answered with an
+/// internal error instead of its outcomes.
+fn invariant_broken(seq: u64, v: &Violation) {
+    if cfg!(debug_assertions) {
+        panic!("invariant broken after applying {}: {v}", log_key(seq));
     }
-
-    /// Write a checkpoint of the current state now (tests, shutdown).
-    pub async fn write_checkpoint(&self) -> Result<u64> {
-        let (seq, bytes) = {
-            let st = self.state.read();
-            (st.seq, st.encode_checkpoint()?)
-        };
-        match self
-            .store
-            .put(&checkpoint_key(seq), bytes, PutMode::Create)
-            .await
-        {
-            Ok(()) => Ok(seq),
-            Err(e) if e.kind == StoreErrorKind::AlreadyExists => Ok(seq),
-            Err(e) => Err(e.into()),
-        }
-    }
+    tracing::error!(seq, violation = %v, "invariant broken after applying an entry");
+    metrics::counter!("skiff_invariant_violations_total").increment(1);
 }

@@ -14,16 +14,24 @@ const MAGIC: &[u8; 4] = b"SKLG";
 const VERSION: u8 = 1;
 /// Bytes before the inline blob: magic, version, blob_len, body_len, body_crc.
 pub const ENTRY_HEADER_BYTES: u64 = 17;
+/// Where each header field starts (the magic at 0).
+const VERSION_AT: usize = MAGIC.len();
+const BLOB_LEN_AT: usize = VERSION_AT + 1;
+const BODY_LEN_AT: usize = BLOB_LEN_AT + 4;
+const BODY_CRC_AT: usize = BODY_LEN_AT + 4;
+/// Topic names are at most this long, as Kafka allows.
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 
 /// The object key of log entry `seq` (20 digits, so keys sort by number).
 pub fn log_key(seq: u64) -> String {
     format!("log/{seq:020}")
 }
 
-/// Topic names: 1 to 249 of `[A-Za-z0-9._-]`, as Kafka allows.
+/// Topic names: 1 to [`TOPIC_NAME_BYTES_MAX`] of `[A-Za-z0-9._-]`, as
+/// Kafka allows.
 pub fn validate_topic_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name.len() <= 249
+        && name.len() <= TOPIC_NAME_BYTES_MAX
         && name != "."
         && name != ".."
         && name
@@ -33,7 +41,7 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Invalid(format!(
-            "bad topic name {name:?}: use 1 to 249 of letters, digits, '.', '_' and '-'"
+            "bad topic name {name:?}: use 1 to {TOPIC_NAME_BYTES_MAX} of letters, digits, '.', '_' and '-'"
         )))
     }
 }
@@ -167,6 +175,18 @@ pub enum Intent {
     },
 }
 
+impl Intent {
+    /// The chunks this intent appends, if any (a plain append, or a dead
+    /// letter's copy).
+    pub fn append(&self) -> Option<&Append> {
+        match self {
+            Intent::Append(a) => Some(a),
+            Intent::DeadLetter { append, .. } => Some(append),
+            _ => None,
+        }
+    }
+}
+
 /// One commit: a unique id, the writer, the writer's wall time and intents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
@@ -182,6 +202,52 @@ pub struct EncodedEntry {
     pub entry: LogEntry,
     pub blob: Bytes,
     pub bytes: Bytes,
+}
+
+/// The fixed header of an encoded entry, as read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct EntryHeader {
+    pub version: u8,
+    pub blob_len: usize,
+    pub body_len: usize,
+    pub body_crc: u32,
+}
+
+impl EntryHeader {
+    /// The header of `bytes`; `None` if too short or without the magic.
+    pub fn read(bytes: &[u8]) -> Option<EntryHeader> {
+        if bytes.len() < ENTRY_HEADER_BYTES as usize || &bytes[..MAGIC.len()] != MAGIC {
+            return None;
+        }
+        let u32_at =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        Some(EntryHeader {
+            version: bytes[VERSION_AT],
+            blob_len: u32_at(BLOB_LEN_AT) as usize,
+            body_len: u32_at(BODY_LEN_AT) as usize,
+            body_crc: u32_at(BODY_CRC_AT),
+        })
+    }
+
+    /// Whether this header is the current version and its lengths add up
+    /// to `total` bytes.
+    pub fn fits(&self, total: usize) -> bool {
+        self.version == VERSION
+            && (ENTRY_HEADER_BYTES as usize)
+                .checked_add(self.blob_len)
+                .and_then(|n| n.checked_add(self.body_len))
+                == Some(total)
+    }
+}
+
+/// The bytes of an inline chunk at `start..start + len` of `blob`, if the
+/// range lies inside it.
+pub(super) fn inline_bytes(blob: &[u8], start: u64, len: u32) -> Option<&[u8]> {
+    let end = start.checked_add(u64::from(len))?;
+    if end > blob.len() as u64 {
+        return None;
+    }
+    Some(&blob[start as usize..end as usize])
 }
 
 impl EncodedEntry {
@@ -207,60 +273,55 @@ impl EncodedEntry {
     /// Decode and verify an entry read from `key`: header, body checksum,
     /// and the checksum of every inline chunk.
     pub fn decode(key: &str, bytes: Bytes) -> Result<Self> {
-        let h = ENTRY_HEADER_BYTES as usize;
-        if bytes.len() < h || &bytes[0..4] != MAGIC {
+        let Some(header) = EntryHeader::read(&bytes) else {
             return Err(Error::corrupt(
                 key,
                 "not a log entry (bad magic or too short)",
             ));
-        }
-        if bytes[4] != VERSION {
+        };
+        if header.version != VERSION {
             return Err(Error::corrupt(
                 key,
-                format!("unknown log entry version {}", bytes[4]),
+                format!("unknown log entry version {}", header.version),
             ));
         }
-        let u32_at =
-            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-        let blob_len = u32_at(5) as usize;
-        let body_len = u32_at(9) as usize;
-        let body_crc = u32_at(13);
-        if h + blob_len + body_len != bytes.len() {
+        if !header.fits(bytes.len()) {
             return Err(Error::corrupt(key, "log entry lengths do not add up"));
         }
-        let blob = bytes.slice(h..h + blob_len);
-        let body = &bytes[h + blob_len..];
-        if crc32c::crc32c(body) != body_crc {
+        let h = ENTRY_HEADER_BYTES as usize;
+        let blob = bytes.slice(h..h + header.blob_len);
+        let body = &bytes[h + header.blob_len..];
+        if crc32c::crc32c(body) != header.body_crc {
             return Err(Error::corrupt(key, "log entry checksum mismatch"));
         }
         let entry: LogEntry = postcard::from_bytes(body)
             .map_err(|e| Error::corrupt(key, format!("bad log entry: {e}")))?;
-        for intent in &entry.intents {
-            let append = match intent {
-                Intent::Append(a) => Some(a),
-                Intent::DeadLetter { append, .. } => Some(append),
-                _ => None,
-            };
-            if let Some(a) = append {
-                for c in &a.chunks {
-                    if let Location::Inline { start, len } = c.location {
-                        let end = start.checked_add(u64::from(len));
-                        let in_blob = end.filter(|e| *e <= blob.len() as u64);
-                        if in_blob.is_none()
-                            || crc32c::crc32c(&blob[start as usize..start as usize + len as usize])
-                                != c.crc32c
-                        {
-                            return Err(Error::corrupt(
-                                key,
-                                format!("inline chunk at {start} fails its checksum"),
-                            ));
-                        }
-                    }
-                }
-            }
-        }
+        check_inline_chunks(key, &entry, &blob)?;
         Ok(EncodedEntry { entry, blob, bytes })
     }
+}
+
+/// Every inline chunk of `entry` lies inside `blob` and matches its
+/// checksum.
+fn check_inline_chunks(key: &str, entry: &LogEntry, blob: &[u8]) -> Result<()> {
+    let chunks = entry
+        .intents
+        .iter()
+        .filter_map(Intent::append)
+        .flat_map(|a| &a.chunks);
+    for c in chunks {
+        if let Location::Inline { start, len } = c.location {
+            let sound =
+                inline_bytes(blob, start, len).is_some_and(|b| crc32c::crc32c(b) == c.crc32c);
+            if !sound {
+                return Err(Error::corrupt(
+                    key,
+                    format!("inline chunk at {start} fails its checksum"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -328,10 +389,15 @@ mod tests {
         if v.len() < h {
             return;
         }
-        let blob_len = u32::from_le_bytes([v[5], v[6], v[7], v[8]]) as usize;
+        let blob_len = u32::from_le_bytes([
+            v[BLOB_LEN_AT],
+            v[BLOB_LEN_AT + 1],
+            v[BLOB_LEN_AT + 2],
+            v[BLOB_LEN_AT + 3],
+        ]) as usize;
         if let Some(body) = v.get(h.saturating_add(blob_len)..) {
             let crc = crc32c::crc32c(body);
-            v[13..17].copy_from_slice(&crc.to_le_bytes());
+            v[BODY_CRC_AT..h].copy_from_slice(&crc.to_le_bytes());
         }
     }
 

@@ -6,18 +6,23 @@
 //! HTTP, and uses the store only through the `Store` trait.
 
 mod append;
+pub mod applied;
 mod apply;
 mod apply_groups;
+mod checkpoint;
 mod commit;
 mod entry;
 mod forward;
 mod gc;
 pub mod invariants;
 mod outcome;
+mod place;
 mod recent;
 mod sequencer;
 mod state;
 mod tail;
+mod violation;
+pub mod well_formed;
 
 pub use apply::{apply, PARTITIONS_MAX};
 pub use commit::{ApplyHook, CommitLog, Committed, LogConfig, LogStats};
@@ -32,10 +37,15 @@ pub use state::{
     checkpoint_key, retention_start, ChunkRef, ObjectRef, PartitionState, ProducerState, State,
     TopicState,
 };
+pub use violation::Violation;
 
 /// A fresh commit id: unique across agents and time.
 pub fn new_commit_id() -> u128 {
     ulid::Ulid::new().0
 }
 #[cfg(test)]
+mod applied_tests;
+#[cfg(test)]
 mod apply_tests;
+#[cfg(test)]
+mod invariants_tests;

@@ -10,6 +10,7 @@
 
 use super::entry::EncodedEntry;
 use super::outcome::Committed;
+use crate::error::Result;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio::sync::oneshot;
 
@@ -26,7 +27,7 @@ pub(super) struct Sequencer {
     /// Slots whose attempt failed without an answer: possibly holes.
     abandoned: BTreeSet<u64>,
     /// Our commits waiting for their outcomes, by commit id.
-    waiters: HashMap<u128, oneshot::Sender<Committed>>,
+    waiters: HashMap<u128, oneshot::Sender<Result<Committed>>>,
 }
 
 impl Sequencer {
@@ -72,11 +73,11 @@ impl Sequencer {
         self.abandoned.retain(|&s| s > head);
     }
 
-    pub fn wait_for(&mut self, commit_id: u128, tx: oneshot::Sender<Committed>) {
+    pub fn wait_for(&mut self, commit_id: u128, tx: oneshot::Sender<Result<Committed>>) {
         self.waiters.insert(commit_id, tx);
     }
 
-    pub fn take_waiter(&mut self, commit_id: u128) -> Option<oneshot::Sender<Committed>> {
+    pub fn take_waiter(&mut self, commit_id: u128) -> Option<oneshot::Sender<Result<Committed>>> {
         self.waiters.remove(&commit_id)
     }
 

@@ -108,6 +108,11 @@ pub struct State {
 
 const CHECKPOINT_MAGIC: &[u8; 4] = b"SKCP";
 const CHECKPOINT_VERSION: u8 = 1;
+/// Where the checkpoint header's fields start (the magic at 0), and its
+/// length: magic, version, CRC-32C of the body.
+const CHECKPOINT_VERSION_AT: usize = CHECKPOINT_MAGIC.len();
+const CHECKPOINT_CRC_AT: usize = CHECKPOINT_VERSION_AT + 1;
+const CHECKPOINT_HEADER_BYTES: usize = CHECKPOINT_CRC_AT + 4;
 
 /// The object key of the checkpoint as of `seq`.
 pub fn checkpoint_key(seq: u64) -> String {
@@ -149,7 +154,7 @@ impl State {
     pub fn encode_checkpoint(&self) -> Result<Bytes> {
         let body = postcard::to_allocvec(self)
             .map_err(|e| Error::Internal(format!("cannot encode checkpoint: {e}")))?;
-        let mut buf = BytesMut::with_capacity(body.len() + 9);
+        let mut buf = BytesMut::with_capacity(body.len() + CHECKPOINT_HEADER_BYTES);
         buf.extend_from_slice(CHECKPOINT_MAGIC);
         buf.put_u8(CHECKPOINT_VERSION);
         buf.put_u32_le(crc32c::crc32c(&body));
@@ -158,18 +163,22 @@ impl State {
     }
 
     pub fn decode_checkpoint(key: &str, bytes: &[u8]) -> Result<State> {
-        if bytes.len() < 9 || &bytes[0..4] != CHECKPOINT_MAGIC || bytes[4] != CHECKPOINT_VERSION {
+        if bytes.len() < CHECKPOINT_HEADER_BYTES
+            || &bytes[..CHECKPOINT_VERSION_AT] != CHECKPOINT_MAGIC
+            || bytes[CHECKPOINT_VERSION_AT] != CHECKPOINT_VERSION
+        {
             return Err(Error::corrupt(
                 key,
                 "not a checkpoint (bad magic or version)",
             ));
         }
-        let crc = u32::from_le_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]);
-        if crc32c::crc32c(&bytes[9..]) != crc {
+        let crc_bytes = &bytes[CHECKPOINT_CRC_AT..CHECKPOINT_HEADER_BYTES];
+        let crc = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
+        let body = &bytes[CHECKPOINT_HEADER_BYTES..];
+        if crc32c::crc32c(body) != crc {
             return Err(Error::corrupt(key, "checkpoint checksum mismatch"));
         }
-        postcard::from_bytes(&bytes[9..])
-            .map_err(|e| Error::corrupt(key, format!("bad checkpoint: {e}")))
+        postcard::from_bytes(body).map_err(|e| Error::corrupt(key, format!("bad checkpoint: {e}")))
     }
 }
 
@@ -234,9 +243,9 @@ mod checkpoint_tests {
                 let i = at.index(v.len());
                 v[i] = b;
             }
-            if v.len() >= 9 {
-                let crc = crc32c::crc32c(&v[9..]);
-                v[5..9].copy_from_slice(&crc.to_le_bytes());
+            if v.len() >= CHECKPOINT_HEADER_BYTES {
+                let crc = crc32c::crc32c(&v[CHECKPOINT_HEADER_BYTES..]);
+                v[CHECKPOINT_CRC_AT..CHECKPOINT_HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
             }
             let _ = State::decode_checkpoint("checkpoints/1", &v);
         }
