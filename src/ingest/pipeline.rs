@@ -103,7 +103,7 @@ impl Ingester {
                 return Err(Error::ShuttingDown);
             }
             if b.opened_at.is_none() {
-                b.opened_at = Some(tokio::time::Instant::now());
+                b.opened_at = Some(crate::clock::now());
             }
             b.bytes += bytes;
             b.pending.push(Pending {
@@ -141,7 +141,7 @@ impl Ingester {
                 });
             }
             if b.opened_at.is_none() {
-                b.opened_at = Some(tokio::time::Instant::now());
+                b.opened_at = Some(crate::clock::now());
             }
             b.submitted.push(Submitted { intents, reply });
         }
@@ -196,8 +196,8 @@ async fn flusher(s: Arc<Shared>, tx: mpsc::Sender<Flush>) {
             continue;
         };
         let due = opened_at + Duration::from_millis(s.config.linger_ms);
-        if !closing && bytes < s.config.segment_bytes_target && tokio::time::Instant::now() < due {
-            let _ = tokio::time::timeout_at(due, notified).await;
+        if !closing && bytes < s.config.segment_bytes_target && crate::clock::now() < due {
+            let _ = crate::clock::timeout_at(due, notified).await;
             continue;
         }
         let batch = std::mem::take(&mut *s.batch.lock());
@@ -411,7 +411,7 @@ mod tests {
         let (reply, rx) = oneshot::channel();
         {
             let mut b = s.batch.lock();
-            b.opened_at = Some(tokio::time::Instant::now());
+            b.opened_at = Some(crate::clock::now());
             b.bytes += bytes;
             b.pending.push(Pending {
                 request,
@@ -420,7 +420,7 @@ mod tests {
             });
         }
         s.wake.notify_one();
-        let answer = tokio::time::timeout(Duration::from_secs(10), rx)
+        let answer = crate::clock::timeout(Duration::from_secs(10), rx)
             .await
             .expect("the request is answered");
         assert!(matches!(answer, Ok(Err(_))), "{answer:?}");

@@ -85,7 +85,7 @@ pub(super) fn push_detached(s: &Shared, intents: Vec<Intent>) {
             return;
         }
         if b.opened_at.is_none() {
-            b.opened_at = Some(tokio::time::Instant::now());
+            b.opened_at = Some(crate::clock::now());
         }
         b.submitted.push(Submitted { intents, reply });
     }

@@ -299,7 +299,7 @@ impl CommitLog {
     /// malformed one is an internal error and is not written.
     pub async fn commit(&self, entry: &EncodedEntry) -> Result<Committed> {
         check_entry(entry)?;
-        let started = std::time::Instant::now();
+        let started = crate::clock::now();
         let r = self.commit_inner(entry).await;
         let ms = started.elapsed().as_millis();
         if ms >= SLOW_COMMIT_MS {
@@ -407,7 +407,7 @@ impl CommitLog {
         };
         let budget = self.config.ack_budget_ms();
         let left = budget.saturating_sub(self.clock.mono_ms().saturating_sub(confirmed_at));
-        let answer = tokio::time::timeout(Duration::from_millis(left), rx).await;
+        let answer = crate::clock::timeout(Duration::from_millis(left), rx).await;
         let took = self.clock.mono_ms().saturating_sub(confirmed_at);
         match answer {
             Ok(Ok(Err(broken))) => Err(broken),

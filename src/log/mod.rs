@@ -41,7 +41,7 @@ pub use violation::Violation;
 
 /// A fresh commit id: unique across agents and time.
 pub fn new_commit_id() -> u128 {
-    ulid::Ulid::new().0
+    crate::ids::ulid().0
 }
 #[cfg(test)]
 mod applied_tests;
