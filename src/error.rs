@@ -46,6 +46,26 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// How long to wait before retrying after a store outage or shutdown.
+pub const UNAVAILABLE_RETRY_AFTER_MS: u64 = 1_000;
+
+impl ErrorKind {
+    /// The kind's stable name (the HTTP API's `error.code` when no more
+    /// specific one applies).
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::Invalid => "invalid_request",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::OutOfRange => "offset_out_of_range",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Corrupt => "corrupt_data",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
 /// Every error the Skiff library returns. New variants may be added: match
 /// on [`Error::kind`], or with a wildcard arm.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +158,32 @@ impl Error {
         }
     }
 
+    /// A stable, transport-neutral name for the error, for machines: the
+    /// HTTP API sends it as `error.code`, and a Kafka front end maps it
+    /// (with [`Error::kind`]) to a Kafka error code. A specific name where
+    /// the caller can act on it, else the kind's.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::UnknownTopic { .. } => "unknown_topic",
+            Error::UnknownPartition { .. } => "unknown_partition",
+            Error::UnknownQueue { .. } => "unknown_queue",
+            Error::UnknownGroup { .. } => "unknown_group",
+            Error::TopicExists { .. } => "topic_exists",
+            Error::Backpressure { .. } => "backpressure",
+            _ => self.kind().code(),
+        }
+    }
+
+    /// How long the caller should wait before retrying, in ms, for errors
+    /// that retrying cures (`None` for the others).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match (self, self.kind()) {
+            (Error::Backpressure { retry_after_ms, .. }, _) => Some(*retry_after_ms),
+            (_, ErrorKind::Unavailable) => Some(UNAVAILABLE_RETRY_AFTER_MS),
+            _ => None,
+        }
+    }
+
     pub(crate) fn corrupt(key: impl Into<String>, detail: impl Into<String>) -> Self {
         Error::Corrupt {
             key: key.into(),
@@ -157,5 +203,29 @@ mod tests {
         assert_eq!(Error::Internal("x".into()).kind(), ErrorKind::Internal);
         assert_eq!(Error::OverLimit("x".into()).kind(), ErrorKind::TooLarge);
         assert_eq!(Error::Invalid("x".into()).kind(), ErrorKind::Invalid);
+    }
+
+    #[test]
+    fn codes_are_specific_where_the_caller_can_act_and_retries_say_when() {
+        let queue = Error::UnknownQueue { group: "q".into() };
+        assert_eq!(
+            (queue.kind(), queue.code()),
+            (ErrorKind::NotFound, "unknown_queue")
+        );
+        let full = Error::Backpressure {
+            pending_bytes: 1,
+            retry_after_ms: 250,
+        };
+        assert_eq!(
+            (full.code(), full.retry_after_ms()),
+            ("backpressure", Some(250))
+        );
+        assert_eq!(Error::ShuttingDown.code(), "unavailable");
+        assert_eq!(
+            Error::ShuttingDown.retry_after_ms(),
+            Some(UNAVAILABLE_RETRY_AFTER_MS)
+        );
+        assert_eq!(Error::OverLimit("x".into()).code(), "too_large");
+        assert_eq!(Error::Internal("x".into()).retry_after_ms(), None);
     }
 }

@@ -64,77 +64,37 @@ impl ApiError {
     }
 }
 
+/// The status of each kind of error; backpressure alone is 429.
+fn status_for(e: &Error) -> StatusCode {
+    match (e, e.kind()) {
+        (Error::Backpressure { .. }, _) => StatusCode::TOO_MANY_REQUESTS,
+        (_, ErrorKind::Invalid) => StatusCode::BAD_REQUEST,
+        (_, ErrorKind::NotFound) => StatusCode::NOT_FOUND,
+        (_, ErrorKind::Conflict) => StatusCode::CONFLICT,
+        (_, ErrorKind::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+        (_, ErrorKind::OutOfRange) => StatusCode::RANGE_NOT_SATISFIABLE,
+        (_, ErrorKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+        (_, ErrorKind::Corrupt | ErrorKind::Internal) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        let message = e.to_string();
-        let mut api = match (&e, e.kind()) {
-            (Error::UnknownTopic { .. }, _) => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_topic", message)
-            }
-            (Error::UnknownPartition { .. }, _) => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_partition", message)
-            }
-            (Error::UnknownQueue { .. }, _) => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_queue", message)
-            }
-            (Error::UnknownGroup { .. }, _) => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_group", message)
-            }
-            (Error::TopicExists { .. }, _) => {
-                ApiError::new(StatusCode::CONFLICT, "topic_exists", message)
-            }
-            (Error::Backpressure { retry_after_ms, .. }, _) => {
-                let mut a = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "backpressure", message);
-                a.retry_after_s = Some(retry_after_ms.div_ceil(1000).max(1));
-                a
-            }
-            (
-                Error::OffsetOutOfRange {
-                    log_start_offset,
-                    high_watermark,
-                    ..
-                },
-                _,
-            ) => {
-                let mut a = ApiError::new(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "offset_out_of_range",
-                    message,
-                );
-                a.extra = Some(
-                    json!({"log_start_offset": log_start_offset, "high_watermark": high_watermark}),
-                );
-                a
-            }
-            (_, ErrorKind::Invalid) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
-            }
-            (_, ErrorKind::NotFound) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
-            (_, ErrorKind::Conflict) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
-            (_, ErrorKind::TooLarge) => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
-            }
-            (_, ErrorKind::OutOfRange) => ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "offset_out_of_range",
-                message,
-            ),
-            (_, ErrorKind::Unavailable) => {
-                let mut a = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
-                a.retry_after_s = Some(1);
-                a
-            }
-            (_, ErrorKind::Corrupt) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt_data", message)
-            }
-            (_, ErrorKind::Internal) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-            }
-        };
+        let mut api = ApiError::new(status_for(&e), e.code(), e.to_string().trim());
+        api.retry_after_s = e.retry_after_ms().map(|ms| ms.div_ceil(1000).max(1));
+        if let Error::OffsetOutOfRange {
+            log_start_offset,
+            high_watermark,
+            ..
+        } = &e
+        {
+            api.extra = Some(
+                json!({"log_start_offset": log_start_offset, "high_watermark": high_watermark}),
+            );
+        }
         if api.status.is_server_error() {
             tracing::error!(error = %e, "request failed");
         }
-        api.message = api.message.trim().to_string();
         api
     }
 }

@@ -2,6 +2,7 @@
 //! end or an offset, print each record, and with `--follow` keep waiting for
 //! new ones. One task per partition feeds a bounded channel.
 
+use super::print::print_record;
 use super::Remote;
 use skiff::api::RecordOut;
 use skiff::client::Client;
@@ -161,24 +162,6 @@ async fn print_all(
         if max.is_some_and(|m| printed >= m) {
             break;
         }
-    }
-    Ok(())
-}
-
-/// One record a line: with `json` the record as JSON with its partition,
-/// else its value (`base64:…` for a value that is not UTF-8).
-pub(super) fn print_record(partition: u32, rec: &RecordOut, json: bool) -> anyhow::Result<()> {
-    if json {
-        let mut v = serde_json::to_value(rec)?;
-        v["partition"] = partition.into();
-        println!("{v}");
-    } else {
-        let value = rec
-            .value
-            .clone()
-            .or(rec.value_base64.clone().map(|b| format!("base64:{b}")))
-            .unwrap_or_default();
-        println!("{value}");
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! prints records, commits after each batch and heartbeats, rejoining when
 //! fenced.
 
-use super::consume::print_record;
+use super::print::print_record;
 use super::Remote;
 use clap::Subcommand;
 use skiff::api::groups::{CommitBody, JoinBody, MembershipJson, OffsetIn, OwnedJson, ResetBody};

@@ -6,6 +6,7 @@ mod agent;
 mod bench;
 mod consume;
 mod group;
+mod print;
 mod produce;
 mod queue;
 mod topic;

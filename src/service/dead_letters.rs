@@ -5,8 +5,8 @@
 
 use super::{expect_done, fetch_one, gone_for_good};
 use crate::error::{Error, Result};
-use crate::fetch::FetchRequest;
-use crate::groups::queue::dlq_topic;
+use crate::fetch::{FetchRequest, FetchedRecord};
+use crate::groups::queue::{dlq_topic, Lease};
 use crate::ingest::{ProduceRecord, ProduceRequest};
 use crate::log::{Append, ChunkIntent, Intent, Location, Outcome};
 use crate::node::Node;
@@ -15,6 +15,10 @@ use bytes::{Bytes, BytesMut};
 
 /// Dead messages moved per pass at most.
 const DEAD_LETTERS_PER_PASS: usize = 100;
+/// Dead letters one redrive read returns at most.
+const REDRIVE_RECORDS_PER_PASS: usize = 500;
+/// Bytes of dead letters one redrive read returns at most.
+const REDRIVE_BYTES_PER_PASS: usize = 4 << 20;
 
 /// Copy dead messages of `group` to its dead-letter topic and settle them,
 /// each copy and settlement in one commit. Returns how many moved.
@@ -34,44 +38,25 @@ pub async fn move_dead_letters(node: &Node, group: &str) -> Result<usize> {
     let mut intents = Vec::new();
     let mut blob = BytesMut::new();
     for d in &dead {
-        let h = |k: &str, v: String| (k.to_string(), Bytes::from(v));
-        let mut record = match fetch_one(node, &d.topic, d.partition, d.offset).await {
-            Ok(Some(r)) => r,
-            Ok(None) | Err(Error::OffsetOutOfRange { .. }) => continue,
-            // The original cannot be read, ever: dead-letter what is known
-            // about it, saying why the body is missing.
-            Err(e) if gone_for_good(&e) => {
-                let mut r = Record {
-                    timestamp_ms: node.now_ms() as i64,
-                    ..Record::default()
-                };
-                r.headers.push(h("skiff-dlq-error", e.to_string()));
-                r
-            }
-            // Anything else may pass: stop here and retry on the next pass,
-            // rather than settle the original without its payload.
-            Err(e) => return Err(e),
+        let Some(mut record) = dead_body(node, d).await? else {
+            continue;
         };
-        record.headers.push(h("skiff-dlq-topic", d.topic.clone()));
-        record
-            .headers
-            .push(h("skiff-dlq-partition", d.partition.to_string()));
-        record
-            .headers
-            .push(h("skiff-dlq-offset", d.offset.to_string()));
-        record
-            .headers
-            .push(h("skiff-dlq-delivery-count", d.delivery_count.to_string()));
-        record.headers.push(h(
-            "skiff-dlq-reason",
-            format!(
-                "delivered {} times (max_deliveries {max_deliveries}) without an ack",
-                d.delivery_count
-            ),
-        ));
+        add_dead_letter_headers(&mut record, d, max_deliveries);
         let (bytes, meta) = encode_chunk(std::slice::from_ref(&record), Compression::None)?;
         let start = blob.len() as u64;
         blob.extend_from_slice(&bytes);
+        let chunk = ChunkIntent {
+            topic: dlq.clone(),
+            topic_id: dlq_id,
+            partition: 0,
+            location: Location::Inline {
+                start,
+                len: bytes.len() as u32,
+            },
+            record_count: 1,
+            max_timestamp_ms: meta.max_timestamp_ms,
+            crc32c: meta.crc32c,
+        };
         intents.push(Intent::DeadLetter {
             group: group.into(),
             topic: d.topic.clone(),
@@ -79,18 +64,7 @@ pub async fn move_dead_letters(node: &Node, group: &str) -> Result<usize> {
             offset: d.offset,
             append: Append {
                 producer: None,
-                chunks: vec![ChunkIntent {
-                    topic: dlq.clone(),
-                    topic_id: dlq_id,
-                    partition: 0,
-                    location: Location::Inline {
-                        start,
-                        len: bytes.len() as u32,
-                    },
-                    record_count: 1,
-                    max_timestamp_ms: meta.max_timestamp_ms,
-                    crc32c: meta.crc32c,
-                }],
+                chunks: vec![chunk],
             },
         });
     }
@@ -102,6 +76,45 @@ pub async fn move_dead_letters(node: &Node, group: &str) -> Result<usize> {
         .iter()
         .filter(|o| matches!(o, Outcome::Appended(_)))
         .count())
+}
+
+fn header(k: &str, v: String) -> (String, Bytes) {
+    (k.to_string(), Bytes::from(v))
+}
+
+/// The record a dead message carries to the dead-letter topic: its own,
+/// or, if it can never be read, an empty one saying why; `None` if
+/// retention trimmed it. An error that may pass stops the pass (the next
+/// retries) rather than settle the original without its payload.
+async fn dead_body(node: &Node, d: &Lease) -> Result<Option<Record>> {
+    match fetch_one(node, &d.topic, d.partition, d.offset).await {
+        Ok(Some(r)) => Ok(Some(r)),
+        Ok(None) | Err(Error::OffsetOutOfRange { .. }) => Ok(None),
+        Err(e) if gone_for_good(&e) => {
+            let mut r = Record {
+                timestamp_ms: node.now_ms() as i64,
+                ..Record::default()
+            };
+            r.headers.push(header("skiff-dlq-error", e.to_string()));
+            Ok(Some(r))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The `skiff-dlq-*` headers: where the message came from and why it died.
+fn add_dead_letter_headers(record: &mut Record, d: &Lease, max_deliveries: u32) {
+    let reason = format!(
+        "delivered {} times (max_deliveries {max_deliveries}) without an ack",
+        d.delivery_count
+    );
+    record.headers.extend([
+        header("skiff-dlq-topic", d.topic.clone()),
+        header("skiff-dlq-partition", d.partition.to_string()),
+        header("skiff-dlq-offset", d.offset.to_string()),
+        header("skiff-dlq-delivery-count", d.delivery_count.to_string()),
+        header("skiff-dlq-reason", reason),
+    ]);
 }
 
 /// Where a dead letter goes back to, from its headers: a topic and
@@ -145,51 +158,19 @@ pub async fn redrive(node: &Node, group: &str) -> Result<usize> {
                 topic: dlq.clone(),
                 partition: 0,
                 offset,
-                max_records: 500,
-                max_bytes: 4 << 20,
+                max_records: REDRIVE_RECORDS_PER_PASS,
+                max_bytes: REDRIVE_BYTES_PER_PASS,
                 wait_ms: 0,
             })
             .await?;
         if f.records.is_empty() {
             break;
         }
-        let mut records = Vec::new();
-        for r in &f.records {
-            let origin = r
-                .record
-                .headers
-                .iter()
-                .find(|(k, _)| k == "skiff-dlq-topic");
-            let partition = r
-                .record
-                .headers
-                .iter()
-                .find(|(k, _)| k == "skiff-dlq-partition");
-            let origin = match (origin, partition) {
-                (Some((_, t)), Some((_, p))) => redrive_origin(node, t, p),
-                _ => Err("no skiff-dlq-topic and skiff-dlq-partition headers".to_string()),
-            };
-            let (topic, partition) = match origin {
-                Ok(o) => o,
-                Err(reason) => {
-                    tracing::warn!(
-                        group,
-                        dlq_offset = r.offset,
-                        reason,
-                        "redrive skips a dead letter; it stays in the dead-letter topic"
-                    );
-                    metrics::counter!("skiff_redrive_skipped_total").increment(1);
-                    continue;
-                }
-            };
-            let mut record = r.record.clone();
-            record.headers.retain(|(k, _)| !k.starts_with("skiff-dlq-"));
-            records.push(ProduceRecord {
-                topic,
-                partition,
-                record,
-            });
-        }
+        let records: Vec<ProduceRecord> = f
+            .records
+            .iter()
+            .filter_map(|r| back_to_origin(node, group, r))
+            .collect();
         offset = f.next_offset;
         if !records.is_empty() {
             moved += records.len();
@@ -206,4 +187,35 @@ pub async fn redrive(node: &Node, group: &str) -> Result<usize> {
         expect_done(node.commit_intent(intent).await?)?;
     }
     Ok(moved)
+}
+
+/// A dead letter as its origin gets it back (dead-letter headers removed),
+/// or `None`, counted and logged, when its headers name no origin that
+/// exists: it stays in the dead-letter topic.
+fn back_to_origin(node: &Node, group: &str, r: &FetchedRecord) -> Option<ProduceRecord> {
+    let find = |name: &str| r.record.headers.iter().find(|(k, _)| k == name);
+    let origin = match (find("skiff-dlq-topic"), find("skiff-dlq-partition")) {
+        (Some((_, t)), Some((_, p))) => redrive_origin(node, t, p),
+        _ => Err("no skiff-dlq-topic and skiff-dlq-partition headers".to_string()),
+    };
+    let (topic, partition) = match origin {
+        Ok(o) => o,
+        Err(reason) => {
+            tracing::warn!(
+                group,
+                dlq_offset = r.offset,
+                reason,
+                "redrive skips a dead letter; it stays in the dead-letter topic"
+            );
+            metrics::counter!("skiff_redrive_skipped_total").increment(1);
+            return None;
+        }
+    };
+    let mut record = r.record.clone();
+    record.headers.retain(|(k, _)| !k.starts_with("skiff-dlq-"));
+    Some(ProduceRecord {
+        topic,
+        partition,
+        record,
+    })
 }
