@@ -31,8 +31,13 @@ pub fn cpu_seconds() -> f64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 here.
-    (ticks(11) + ticks(12)) / 100.0
+    (ticks(11) + ticks(12)) / CLOCK_TICKS_PER_S
 }
+
+/// `/proc` CPU times count in USER_HZ ticks, 100 a second on Linux.
+const CLOCK_TICKS_PER_S: f64 = 100.0;
+/// `/proc/self/status` sizes are in KiB.
+const KIB_PER_MIB: f64 = 1024.0;
 
 /// Peak resident set size in MiB (Linux VmHWM; 0 elsewhere).
 pub fn peak_rss_mib() -> f64 {
@@ -44,5 +49,5 @@ pub fn peak_rss_mib() -> f64 {
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
-        .map_or(0.0, |kb| kb / 1024.0)
+        .map_or(0.0, |kib| kib / KIB_PER_MIB)
 }

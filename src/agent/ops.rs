@@ -18,6 +18,9 @@ use std::sync::OnceLock;
 use tracing::Instrument;
 use utoipa::OpenApi;
 
+/// Bytes in a MiB (the RSS gauge is in bytes, the reading in MiB).
+const BYTES_PER_MIB: f64 = 1024.0 * 1024.0;
+
 /// A view of the log at most this old (or `view_ttl_ms`, if longer) is
 /// fresh enough for `/readyz`.
 const READY_VIEW_AGE_MS_MIN: u64 = 1_000;
@@ -71,7 +74,7 @@ pub async fn metrics_text(State(s): State<AppState>) -> String {
     let ls = n.log().stats();
     metrics::gauge!("skiff_log_commit_conflicts").set(ls.conflicts.load(Ordering::Relaxed) as f64);
     metrics::gauge!("skiff_process_peak_rss_bytes")
-        .set(crate::process::peak_rss_mib() * 1024.0 * 1024.0);
+        .set(crate::process::peak_rss_mib() * BYTES_PER_MIB);
     prometheus().render()
 }
 

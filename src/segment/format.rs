@@ -13,6 +13,15 @@ use serde::{Deserialize, Serialize};
 pub const SEGMENT_MAGIC: &[u8; 4] = b"SKSG";
 const VERSION: u16 = 1;
 const TRAILER_BYTES: usize = 14;
+/// Trailer layout: footer length (u32 LE), footer CRC-32C (u32 LE),
+/// version (u16 LE), magic (4 bytes).
+const TRAILER_FOOTER_LEN_AT: usize = 0;
+const TRAILER_FOOTER_CRC_AT: usize = 4;
+const TRAILER_VERSION_AT: usize = 8;
+const TRAILER_MAGIC_AT: usize = 10;
+/// Room reserved past the chunks for the footer and trailer of a typical
+/// segment, so building one rarely reallocates.
+const FOOTER_BYTES_RESERVED: usize = 4096;
 
 /// Where one chunk sits in a segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,7 +49,7 @@ impl SegmentBuilder {
     /// A builder that will not reallocate for `data_bytes` of chunks.
     pub fn with_capacity(data_bytes: usize) -> Self {
         SegmentBuilder {
-            buf: BytesMut::with_capacity(data_bytes + 4096),
+            buf: BytesMut::with_capacity(data_bytes + FOOTER_BYTES_RESERVED),
             footer: Vec::new(),
         }
     }
@@ -96,18 +105,19 @@ pub fn decode_segment(key: &str, bytes: &[u8]) -> Result<Vec<FooterEntry>> {
         ));
     }
     let t = &bytes[n - TRAILER_BYTES..];
-    if &t[10..14] != SEGMENT_MAGIC {
+    if t[TRAILER_MAGIC_AT..TRAILER_MAGIC_AT + SEGMENT_MAGIC.len()] != SEGMENT_MAGIC[..] {
         return Err(Error::corrupt(key, "bad segment magic"));
     }
-    let version = u16::from_le_bytes([t[8], t[9]]);
+    let version = u16::from_le_bytes([t[TRAILER_VERSION_AT], t[TRAILER_VERSION_AT + 1]]);
     if version != VERSION {
         return Err(Error::corrupt(
             key,
             format!("unknown segment version {version}"),
         ));
     }
-    let footer_len = u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize;
-    let footer_crc = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
+    let le_u32 = |at: usize| u32::from_le_bytes([t[at], t[at + 1], t[at + 2], t[at + 3]]);
+    let footer_len = le_u32(TRAILER_FOOTER_LEN_AT) as usize;
+    let footer_crc = le_u32(TRAILER_FOOTER_CRC_AT);
     let data_end = (n - TRAILER_BYTES).checked_sub(footer_len).ok_or_else(|| {
         Error::corrupt(
             key,

@@ -5,6 +5,7 @@
 use super::{expect_assigned, expect_done, validate_group_name, validate_member};
 use crate::error::{Error, Result};
 use crate::groups::{Assignment, StreamGroup};
+use crate::ingest::admit::SESSION_TIMEOUT_MS_RANGE;
 use crate::log::{Intent, State as LogState};
 use crate::node::Node;
 
@@ -134,7 +135,10 @@ pub async fn join(
         group: group.into(),
         member_id: member_id.clone(),
         topics: topics.to_vec(),
-        session_timeout_ms: session_timeout_ms.clamp(1_000, 3_600_000),
+        session_timeout_ms: session_timeout_ms.clamp(
+            *SESSION_TIMEOUT_MS_RANGE.start(),
+            *SESSION_TIMEOUT_MS_RANGE.end(),
+        ),
     };
     let a = expect_assigned(node.commit_intent(intent).await?)?;
     Ok((member_id, a))
