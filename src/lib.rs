@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod log;
 pub mod node;
 pub mod process;
+pub mod route;
 pub mod segment;
 pub mod service;
 pub mod settings;

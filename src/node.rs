@@ -210,7 +210,7 @@ impl Node {
             intents,
         };
         let encoded = EncodedEntry::encode(entry, blob)?;
-        Ok(self.log.commit(&encoded).await?.outcomes)
+        Ok(crate::route::commit(&self.log, &encoded).await?.outcomes)
     }
 
     pub async fn create_topic(
@@ -313,9 +313,7 @@ impl Node {
                 time_ms: self.clock.wall_ms(),
                 intents: trims,
             };
-            self.log
-                .commit(&EncodedEntry::encode(entry, Bytes::new())?)
-                .await?;
+            crate::route::commit(&self.log, &EncodedEntry::encode(entry, Bytes::new())?).await?;
         }
         Ok(n)
     }
@@ -376,7 +374,7 @@ async fn tail_loop(node: std::sync::Weak<Node>, interval_ms: u64) {
     loop {
         crate::clock::sleep(Duration::from_millis(backoff_ms)).await;
         let Some(node) = node.upgrade() else { return };
-        match node.log.follow(FOLLOW_WAIT_MS).await {
+        match crate::route::follow(&node.log, FOLLOW_WAIT_MS).await {
             Ok(Some(learnt)) => {
                 let ttl = node.log.config().view_ttl_ms;
                 if node.log.view_age_ms().is_none_or(|age| age > ttl / 2) {

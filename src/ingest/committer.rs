@@ -74,7 +74,7 @@ async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
             return fail_commit(s, ready, submitted, &e);
         }
     };
-    let committed = s.log.commit(&entry).await.and_then(|c| {
+    let committed = crate::route::commit(&s.log, &entry).await.and_then(|c| {
         outcomes_match_intents(c.seq, &entry.entry, &c.outcomes)?;
         Ok(c)
     });

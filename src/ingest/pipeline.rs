@@ -381,7 +381,7 @@ mod tests {
             time_ms: clock.wall_ms(),
             intents: vec![create],
         };
-        log.commit(&EncodedEntry::encode(entry, Bytes::new()).unwrap())
+        crate::route::commit(&log, &EncodedEntry::encode(entry, Bytes::new()).unwrap())
             .await
             .unwrap();
         let cache = Arc::new(ChunkCache::new(1 << 20));

@@ -1,6 +1,6 @@
-//! Committing. [`CommitLog`] holds one agent's view of the log (state up to
-//! `seq`) and commits entries by create-if-absent at the next free slot,
-//! several at a time (DESIGN §4.1): each attempt takes a slot from the
+//! Committing here. [`CommitLog`] holds one agent's view of the log (state
+//! up to `seq`) and commits entries by create-if-absent at the next free
+//! slot, several at a time (DESIGN §4.1): each attempt takes a slot from the
 //! [`Sequencer`], a conflict hands it the winner's entry and a new slot, and
 //! an entry's outcomes are answered once `apply` has reached it, so entries
 //! landing out of order are acked in order. It keeps "no commit into a
@@ -8,16 +8,24 @@
 //! `view_ttl_ms`, and answers no commit whose write or outcome came later
 //! than `view_ttl_ms + commit_put_max_ms` after that confirmation. Around
 //! every write it checks the log's rules: an entry is well-formed before it
-//! is written (`well_formed.rs`), and the state after each applied entry
-//! keeps them (`applied.rs`; all of `invariants.rs` in debug builds). The
-//! attempt loop is `place.rs`, checkpoints `checkpoint.rs`, learning other
-//! writers' entries `tail.rs`; it must not decide outcomes (that is
-//! `apply`) or batch work (that is `ingest`).
+//! is written ([`Checked`], `well_formed.rs`), and the state after each
+//! applied entry keeps them (`applied.rs`; all of `invariants.rs` in debug
+//! builds). The attempt loop is `place.rs`, checkpoints `checkpoint.rs`,
+//! learning other writers' entries `tail.rs`. Its surface to the layers
+//! above is narrow: commit this entry here ([`CommitLog::commit_here`], or
+//! [`CommitLog::commit_here_unless`] that stops after a lost race when the
+//! caller's predicate says so), learn an entry someone else committed
+//! ([`CommitLog::learn`], [`CommitLog::entries_after`],
+//! [`CommitLog::catch_up`]), state and subscribe. It must not decide
+//! outcomes (that is `apply`), batch work (that is `ingest`) or choose
+//! between forwarding to the soft leader and racing for a slot (that is
+//! `route`: the log only keeps the installed [`Forwarder`] for it, and
+//! never calls it).
 
-use super::applied::{check_applied, outcomes_match_intents, Before};
+use super::applied::{check_applied, Before};
 use super::apply::apply;
 use super::entry::{log_key, EncodedEntry, Intent, LogEntry};
-use super::forward::{ForwardError, Forwarder};
+use super::forward::Forwarder;
 use super::invariants::{self, Violation};
 pub use super::outcome::{Committed, Outcome};
 use super::recent::RecentEntries;
@@ -34,10 +42,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
-/// A commit slower than this is logged.
-const SLOW_COMMIT_MS: u128 = 1_000;
-/// Rounds of "forward, else race" before an entry commits here regardless.
-const YIELDS_MAX: usize = 8;
 /// How long the leader keeps recent entries after a follower last asked.
 const FEED_KEEP_MS: u64 = 10_000;
 
@@ -85,11 +89,13 @@ pub struct LogStats {
     pub refreshes: AtomicU64,
     /// Commits of ours that landed ahead of a gap and waited for it.
     pub landed_ahead: AtomicU64,
-    /// Entries this agent had the leader commit.
+    /// Entries this agent had the leader commit (counted by `route`).
     pub forwarded: AtomicU64,
-    /// Entries committed directly because the leader did not take them.
+    /// Entries committed directly because the leader did not take them
+    /// (counted by `route`).
     pub forward_fallbacks: AtomicU64,
-    /// Entries learnt from the leader rather than read from the store.
+    /// Entries learnt from the leader rather than read from the store
+    /// (counted by `route`).
     pub entries_followed: AtomicU64,
 }
 
@@ -108,8 +114,9 @@ pub struct CommitLog {
     /// Monotonic ms at which `head + 1` was last seen absent, if the view is
     /// continuous since then (`u64::MAX`: not confirmed).
     pub(super) confirmed_at_ms: AtomicU64,
-    /// The soft leader, once the agent installed one.
-    pub(super) forwarder: OnceLock<Arc<dyn Forwarder>>,
+    /// The soft leader's transport, once the agent installed one: kept for
+    /// `route`, never called here.
+    forwarder: OnceLock<Arc<dyn Forwarder>>,
     /// Recently applied entries, kept while followers pull them.
     pub(super) recent: Mutex<RecentEntries>,
     /// Monotonic ms until which to keep `recent` (a pull extends it).
@@ -142,9 +149,26 @@ impl std::fmt::Debug for HookCell {
     }
 }
 
-/// Catch-up passes a forwarded commit waits for before its answer is
-/// uncertain.
-const CATCH_UP_PASSES_MAX: usize = 8;
+/// Asked after a lost race: whether to stop there (see
+/// [`CommitLog::commit_here_unless`]).
+pub type YieldIf<'a> = &'a (dyn Fn() -> bool + Sync);
+
+/// An entry that passed `well_formed::check_entry`, the precondition of
+/// every write to the log; checked once however many attempts it takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Checked<'a>(&'a EncodedEntry);
+
+impl<'a> Checked<'a> {
+    /// Check `entry`; a malformed one is an internal error.
+    pub fn new(entry: &'a EncodedEntry) -> Result<Self> {
+        check_entry(entry)?;
+        Ok(Checked(entry))
+    }
+
+    pub fn entry(&self) -> &'a EncodedEntry {
+        self.0
+    }
+}
 
 impl CommitLog {
     /// Start from the newest readable checkpoint plus the entries after it.
@@ -196,8 +220,10 @@ impl CommitLog {
     }
 
     /// Record what sits at `slot` and apply every entry that is now next,
-    /// answering our own commits among them.
-    pub(super) fn learn(&self, slot: u64, entry: EncodedEntry) {
+    /// answering our own commits among them. The caller vouches that
+    /// `entry` is what `log/<slot>` holds (it read it there, wrote it there,
+    /// or the leader that wrote it there said so).
+    pub fn learn(&self, slot: u64, entry: EncodedEntry) {
         let mut sq = self.sequencer.lock();
         sq.learn(self.head(), slot, entry);
         let feeding = self.clock.mono_ms() < self.feed_until_ms.load(Ordering::Relaxed);
@@ -262,128 +288,37 @@ impl CommitLog {
         recent.after(after, bytes_max)
     }
 
-    /// Learn new entries from the leader instead of the store, waiting up
-    /// to `wait_ms` for one: how many it learnt, `None` with no leader.
-    pub async fn follow(&self, wait_ms: u64) -> Result<Option<usize>> {
-        let Some((f, url)) = self.forwarder.get().and_then(|f| Some((f, f.leader()?))) else {
-            return Ok(None);
-        };
-        let entries = f
-            .pull(&url, self.head(), wait_ms)
-            .await
-            .map_err(|e| Error::Internal(format!("following the leader: {e}")))?;
-        let n = entries.len();
-        for (seq, bytes) in entries {
-            self.learn(seq, EncodedEntry::decode(&log_key(seq), bytes)?);
-            self.stats.entries_followed.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(Some(n))
-    }
-
     /// Run `hook` on every entry applied from now on (at most once; keep it
     /// quick: it runs under the log's ordering lock).
     pub fn set_apply_hook(&self, hook: ApplyHook) {
         let _ = self.on_apply.set(HookCell(hook));
     }
 
-    /// Forward commits to a soft leader from now on (at most once).
+    /// Keep the soft leader's transport for `route` from now on (at most
+    /// once). The log itself never calls it.
     pub fn set_forwarder(&self, f: Arc<dyn Forwarder>) {
         let _ = self.forwarder.set(f);
     }
 
-    /// Commit `entry` and return its outcomes: through the soft leader if
-    /// another agent holds the lease, else here. On `Err`, the entry was
-    /// not acknowledged; it may still become visible later
-    /// (`CommitUncertain`), so clients retry idempotently.
-    /// The entry must be well-formed (`well_formed::check_entry`): a
-    /// malformed one is an internal error and is not written.
-    pub async fn commit(&self, entry: &EncodedEntry) -> Result<Committed> {
-        check_entry(entry)?;
-        let started = crate::clock::now();
-        let r = self.commit_inner(entry).await;
-        let ms = started.elapsed().as_millis();
-        if ms >= SLOW_COMMIT_MS {
-            tracing::warn!(ms, seq = ?r.as_ref().map(|c| c.seq).ok(), "slow commit");
-        }
-        r
-    }
-
-    async fn commit_inner(&self, entry: &EncodedEntry) -> Result<Committed> {
-        // Bounded: each round is a real attempt (forwarded or a lost race).
-        for _ in 0..YIELDS_MAX {
-            let leader = self.forwarder.get().and_then(|f| Some((f, f.leader()?)));
-            if let Some((f, url)) = leader {
-                match f.forward(&url, entry.bytes.clone()).await {
-                    Ok(c) => return self.forwarded(entry, c).await,
-                    Err(ForwardError::NotTaken(why)) => {
-                        tracing::debug!(leader = url, why, "committing directly");
-                        self.stats.forward_fallbacks.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e @ ForwardError::Uncertain(_)) => {
-                        return Err(Error::CommitUncertain(e.to_string()))
-                    }
-                }
-            }
-            // Racing a leader for slots loses every time: after a lost race
-            // (the entry landed nowhere), forward again if one is known.
-            if let Some(c) = self.commit_local(entry, true).await? {
-                return Ok(c);
-            }
-        }
-        self.commit_here_checked(entry).await
-    }
-
-    /// A forwarded commit's answer, once it is safe to give: one outcome
-    /// per intent (the postcondition callers are answered from).
-    async fn forwarded(&self, entry: &EncodedEntry, c: Committed) -> Result<Committed> {
-        self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-        self.learn(c.seq, entry.clone());
-        outcomes_match_intents(c.seq, &entry.entry, &c.outcomes)?;
-        // Appends are answered by their outcomes alone; other intents'
-        // callers read the state next, so they see their own write
-        // (read-your-writes on every agent).
-        let appends_only = entry
-            .entry
-            .intents
-            .iter()
-            .all(|i| matches!(i, Intent::Append(_)));
-        if !appends_only {
-            self.await_applied(c.seq).await?;
-        }
-        Ok(c)
-    }
-
-    /// Catch up until `seq` is applied here. Entries up to a forwarded
-    /// commit all exist once the leader answered, so one pass normally
-    /// suffices; a few more cover a racing tail.
-    async fn await_applied(&self, seq: u64) -> Result<()> {
-        for _ in 0..CATCH_UP_PASSES_MAX {
-            if self.head() >= seq {
-                return Ok(());
-            }
-            self.catch_up().await?;
-        }
-        if self.head() >= seq {
-            return Ok(());
-        }
-        Err(Error::CommitUncertain(format!(
-            "{} committed by the leader but not readable here yet",
-            log_key(seq)
-        )))
+    /// The soft leader's transport, if the agent installed one.
+    pub fn forwarder(&self) -> Option<&Arc<dyn Forwarder>> {
+        self.forwarder.get()
     }
 
     /// Commit `entry` at the next free slot of the log, from this agent,
     /// and return its outcomes once every entry before it is known. Safe to
-    /// call concurrently: entries are pipelined. Like [`CommitLog::commit`],
-    /// a malformed entry is an internal error and is not written.
+    /// call concurrently: entries are pipelined. On `Err`, the entry was
+    /// not acknowledged; it may still become visible later
+    /// (`CommitUncertain`), so clients retry idempotently. The entry must
+    /// be well-formed (`well_formed::check_entry`): a malformed one is an
+    /// internal error and is not written.
     pub async fn commit_here(&self, entry: &EncodedEntry) -> Result<Committed> {
-        check_entry(entry)?;
-        self.commit_here_checked(entry).await
+        self.commit_checked(Checked::new(entry)?).await
     }
 
-    /// `commit_here` of an entry already checked.
-    async fn commit_here_checked(&self, entry: &EncodedEntry) -> Result<Committed> {
-        match self.commit_local(entry, false).await? {
+    /// [`CommitLog::commit_here`] of an entry already checked.
+    pub async fn commit_checked(&self, entry: Checked<'_>) -> Result<Committed> {
+        match self.commit_local(entry.0, &|| false).await? {
             Some(c) => Ok(c),
             None => Err(Error::CommitUncertain(
                 "commit yielded without a leader".into(),
@@ -391,18 +326,30 @@ impl CommitLog {
         }
     }
 
-    /// `commit_here`; with `yield_to_leader`, `None` after a lost race
-    /// while a leader is known (the entry landed nowhere).
+    /// [`CommitLog::commit_checked`], except that after losing a slot to
+    /// another writer it asks `yield_if` and, if that says so, stops with
+    /// `None`: the entry landed nowhere, so the caller may send it
+    /// elsewhere.
+    pub async fn commit_here_unless(
+        &self,
+        entry: Checked<'_>,
+        yield_if: YieldIf<'_>,
+    ) -> Result<Option<Committed>> {
+        self.commit_local(entry.0, yield_if).await
+    }
+
+    /// `commit_here`; `None` after a lost race when `yield_if` said to stop
+    /// there (the entry landed nowhere).
     async fn commit_local(
         &self,
         entry: &EncodedEntry,
-        yield_to_leader: bool,
+        yield_if: YieldIf<'_>,
     ) -> Result<Option<Committed>> {
         let id = entry.entry.commit_id;
         let (tx, rx) = oneshot::channel();
         self.sequencer.lock().wait_for(id, tx);
         let _waiting = WaiterClaim { log: self, id };
-        let Some((slot, confirmed_at)) = self.place(entry, yield_to_leader).await? else {
+        let Some((slot, confirmed_at)) = self.place(entry, yield_if).await? else {
             return Ok(None);
         };
         let budget = self.config.ack_budget_ms();

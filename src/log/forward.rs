@@ -1,15 +1,14 @@
-//! The soft leader's hook into committing (DESIGN §4.3). When another agent
-//! holds the leader lease, [`CommitLog::commit`] hands the encoded entry to
-//! a [`Forwarder`], and the leader commits it with its own pipeline, so one
-//! writer pipelines entries instead of several racing for each slot. The
-//! log's create-if-absent still decides every slot: a stale or absent
-//! leader only costs a fallback to committing directly, never correctness.
-//! An entry is forwarded at most once and never re-sent after it may have
-//! reached the leader (that could commit it twice). Followers also pull
-//! new entries from the leader, which has them, instead of polling the
-//! store for them. This module owns the
-//! contract; the HTTP side lives in `agent::leader`, and it must not know
-//! about HTTP.
+//! The soft leader's hook (DESIGN §4.3): the transport to the agent that
+//! holds the leader lease, as a trait the agent implements (`agent::leader`,
+//! over HTTP) and installs with [`CommitLog::set_forwarder`]. The log only
+//! keeps it; `route` calls it, deciding whether an entry is forwarded, and
+//! pulls new entries through it. The contract the implementation keeps:
+//! [`ForwardError::NotTaken`] only when the leader surely did not commit
+//! the entry (so committing it directly is safe), else
+//! [`ForwardError::Uncertain`]. It owns that contract and nothing else: it
+//! must not know about HTTP nor hold any policy.
+//!
+//! [`CommitLog::set_forwarder`]: super::CommitLog::set_forwarder
 
 use super::outcome::Committed;
 use async_trait::async_trait;

@@ -1,9 +1,12 @@
 //! The commit log (manifest and offset index): a sequence of create-if-absent
 //! objects `log/<seq>` whose entries, applied in order by the pure `apply`,
 //! give every agent the same state. It owns entries and their encoding,
-//! `apply` and its invariants, committing and tailing, checkpoints and GC of
-//! old entries and unreferenced segments. It must not batch records or talk
-//! HTTP, and uses the store only through the `Store` trait.
+//! `apply` and its invariants, committing here (create-if-absent) and
+//! learning what others committed (tailing, or entries handed to it),
+//! checkpoints and GC of old entries and unreferenced segments. It must not
+//! batch records, talk HTTP, or decide whether an entry goes to the soft
+//! leader (that policy is `route`'s; the log only keeps the [`Forwarder`]
+//! hook for it), and uses the store only through the `Store` trait.
 
 mod append;
 pub mod applied;
@@ -25,7 +28,7 @@ mod violation;
 pub mod well_formed;
 
 pub use apply::{apply, PARTITIONS_MAX};
-pub use commit::{ApplyHook, CommitLog, Committed, LogConfig, LogStats};
+pub use commit::{ApplyHook, Checked, CommitLog, Committed, LogConfig, LogStats, YieldIf};
 pub use entry::{
     log_key, validate_topic_name, Append, ChunkIntent, EncodedEntry, Intent, Location, LogEntry,
     ProducerSeq, TopicConfig, ENTRY_HEADER_BYTES,

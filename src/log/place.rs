@@ -7,7 +7,7 @@
 //! acked (docs/design/0002). It owns the attempt loop; it must not decide
 //! outcomes nor wait for them (that is `commit.rs`).
 
-use super::commit::CommitLog;
+use super::commit::{CommitLog, YieldIf};
 use super::entry::{log_key, EncodedEntry};
 use crate::error::{Error, Result};
 use crate::store::{create_resolving, Created, StoreError, StoreErrorKind};
@@ -35,20 +35,20 @@ impl Drop for SlotClaim<'_> {
 enum AfterRace {
     /// Try the next slot.
     Retry,
-    /// Stop: a leader is known and the caller asked to yield to it.
+    /// Stop: the caller's `yield_if` asked to (e.g. a leader is known).
     Yield,
 }
 
 impl CommitLog {
     /// Write `entry` into a free slot; the slot and the view confirmation
-    /// it was written under. `None`: it lost a race while a leader is known
-    /// and `yield_to_leader` asked to stop there. A slot whose attempt ends
+    /// it was written under. `None`: it lost a race and `yield_if` asked to
+    /// stop there. A slot whose attempt ends
     /// without knowing what it holds (an error, or this future dropped) is
     /// abandoned, so a later write fills it.
     pub(super) async fn place(
         &self,
         entry: &EncodedEntry,
-        yield_to_leader: bool,
+        yield_if: YieldIf<'_>,
     ) -> Result<Option<(u64, u64)>> {
         let mut timeouts = 0;
         let mut claim: Option<SlotClaim> = None;
@@ -71,9 +71,7 @@ impl CommitLog {
                         c.settled = true;
                     }
                     timeouts = 0;
-                    if let AfterRace::Yield =
-                        self.lost_race(slot, bytes, took_ms, yield_to_leader)?
-                    {
+                    if let AfterRace::Yield = self.lost_race(slot, bytes, took_ms, yield_if)? {
                         return Ok(None);
                     }
                 }
@@ -130,7 +128,7 @@ impl CommitLog {
         slot: u64,
         bytes: Bytes,
         took_ms: u64,
-        yield_to_leader: bool,
+        yield_if: YieldIf<'_>,
     ) -> Result<AfterRace> {
         self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("skiff_log_conflicts_total").increment(1);
@@ -140,8 +138,7 @@ impl CommitLog {
             return Ok(AfterRace::Retry);
         }
         self.learn(slot, EncodedEntry::decode(&log_key(slot), bytes)?);
-        let leader_known = self.forwarder.get().is_some_and(|f| f.leader().is_some());
-        if yield_to_leader && leader_known {
+        if yield_if() {
             return Ok(AfterRace::Yield);
         }
         Ok(AfterRace::Retry)
