@@ -11,7 +11,7 @@ mod error;
 mod extract;
 pub mod groups;
 pub mod leader;
-pub mod listener;
+mod listener;
 mod openapi;
 mod ops;
 pub mod queues;

@@ -2,8 +2,9 @@
 //! by operation, key prefix, the Nth matching call or a probability, and
 //! fail them (synthetic 503), delay them, hold them until released, report
 //! a timeout after the call really landed, or "crash" the store so every
-//! later call fails (a killed process). It must never be used in production
-//! paths other than `skiff bench --faults`.
+//! later call fails (a killed process). It is compiled only for tests (the
+//! crate's own, or with the `testing` feature) and must never be used in
+//! production paths.
 
 use super::{ObjectInfo, PutMode, SharedStore, Store, StoreError, StoreErrorKind, StoreResult};
 use async_trait::async_trait;

@@ -6,12 +6,15 @@
 
 mod aws_chain;
 mod backend;
+#[cfg(any(test, feature = "testing"))]
 mod fault;
 mod instrumented;
 mod latency;
 mod retry;
 
 pub use backend::{open, open_s3_with_endpoint, ObjectStoreBackend};
+/// Test-only: the fault-injecting store (needs the `testing` feature).
+#[cfg(any(test, feature = "testing"))]
 pub use fault::{Fault, FaultRule, FaultStore, Gate, Op};
 pub use instrumented::{InstrumentedStore, StoreStats, StoreStatsSnapshot};
 pub use latency::{LatencyProfile, LatencyStore, OpLatency};
