@@ -82,6 +82,7 @@ pub struct SystemClock {
 }
 
 impl SystemClock {
+    /// The real clock, shared: wall time from the system, monotonic time from the runtime.
     pub fn shared() -> SharedClock {
         Arc::new(SystemClock { start: now() })
     }
