@@ -131,6 +131,7 @@ mod test_clocks {
     }
 
     impl ManualClock {
+        /// A clock at real time with no skew yet; `advance` moves it forward.
         pub fn new() -> Arc<Self> {
             Arc::new(ManualClock {
                 start: now(),
@@ -187,6 +188,8 @@ mod test_clocks {
     }
 
     impl VirtualClock {
+        /// A clock at `start_wall_ms` (ms since the epoch) that moves only with the runtime's
+        /// timers.
         pub fn shared(start_wall_ms: u64) -> SharedClock {
             Arc::new(VirtualClock {
                 start: now(),
