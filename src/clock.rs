@@ -11,10 +11,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::Notify;
 
 /// A runtime-timer wait that ran out of time.
 pub use tokio::time::error::Elapsed;
@@ -84,6 +82,7 @@ pub struct SystemClock {
 }
 
 impl SystemClock {
+    /// The real clock, shared: wall time from the system, monotonic time from the runtime.
     pub fn shared() -> SharedClock {
         Arc::new(SystemClock { start: now() })
     }
@@ -109,90 +108,106 @@ impl Clock for SystemClock {
     }
 }
 
-/// Real time plus a skew that tests advance to simulate a frozen process or
-/// an aged store; sleeps on it end early when the skew carries them past
-/// their end.
-#[derive(Debug)]
-pub struct ManualClock {
-    start: Instant,
-    skew_ms: Arc<AtomicU64>,
-    advanced: Arc<Notify>,
-}
+/// Test-only clocks a test drives by hand (needs the `testing` feature).
+#[cfg(any(test, feature = "testing"))]
+pub use test_clocks::{ManualClock, VirtualClock};
 
-impl ManualClock {
-    pub fn new() -> Arc<Self> {
-        Arc::new(ManualClock {
-            start: now(),
-            skew_ms: Arc::new(AtomicU64::new(0)),
-            advanced: Arc::new(Notify::new()),
-        })
-    }
-    /// Jump both clocks forward by `ms`.
-    pub fn advance(&self, ms: u64) {
-        self.skew_ms.fetch_add(ms, Ordering::SeqCst);
-        self.advanced.notify_waiters();
-    }
-}
+#[cfg(any(test, feature = "testing"))]
+mod test_clocks {
+    use super::{now, sleep, system_wall_ms, Clock, Instant, SharedClock, Sleep};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::sync::Notify;
 
-impl Clock for ManualClock {
-    fn wall_ms(&self) -> u64 {
-        system_wall_ms() + self.skew_ms.load(Ordering::SeqCst)
+    /// Real time plus a skew that tests advance to simulate a frozen process or
+    /// an aged store; sleeps on it end early when the skew carries them past
+    /// their end.
+    #[derive(Debug)]
+    pub struct ManualClock {
+        start: Instant,
+        skew_ms: Arc<AtomicU64>,
+        advanced: Arc<Notify>,
     }
-    fn mono_ms(&self) -> u64 {
-        skewed_ms(self.start, &self.skew_ms)
+
+    impl ManualClock {
+        /// A clock at real time with no skew yet; `advance` moves it forward.
+        pub fn new() -> Arc<Self> {
+            Arc::new(ManualClock {
+                start: now(),
+                skew_ms: Arc::new(AtomicU64::new(0)),
+                advanced: Arc::new(Notify::new()),
+            })
+        }
+        /// Jump both clocks forward by `ms`.
+        pub fn advance(&self, ms: u64) {
+            self.skew_ms.fetch_add(ms, Ordering::SeqCst);
+            self.advanced.notify_waiters();
+        }
     }
-    fn sleep_ms(&self, ms: u64) -> Sleep {
-        let (start, skew, advanced) = (self.start, self.skew_ms.clone(), self.advanced.clone());
-        let until_ms = skewed_ms(start, &skew).saturating_add(ms);
-        Box::pin(async move {
-            loop {
-                // Registered before the check, so an advance in between wakes it.
-                let woken = advanced.notified();
-                let left_ms = until_ms.saturating_sub(skewed_ms(start, &skew));
-                if left_ms == 0 {
-                    return;
+
+    impl Clock for ManualClock {
+        fn wall_ms(&self) -> u64 {
+            system_wall_ms() + self.skew_ms.load(Ordering::SeqCst)
+        }
+        fn mono_ms(&self) -> u64 {
+            skewed_ms(self.start, &self.skew_ms)
+        }
+        fn sleep_ms(&self, ms: u64) -> Sleep {
+            let (start, skew, advanced) = (self.start, self.skew_ms.clone(), self.advanced.clone());
+            let until_ms = skewed_ms(start, &skew).saturating_add(ms);
+            Box::pin(async move {
+                loop {
+                    // Registered before the check, so an advance in between wakes it.
+                    let woken = advanced.notified();
+                    let left_ms = until_ms.saturating_sub(skewed_ms(start, &skew));
+                    if left_ms == 0 {
+                        return;
+                    }
+                    tokio::select! {
+                        _ = sleep(Duration::from_millis(left_ms)) => {}
+                        _ = woken => {}
+                    }
                 }
-                tokio::select! {
-                    _ = sleep(Duration::from_millis(left_ms)) => {}
-                    _ = woken => {}
-                }
-            }
-        })
+            })
+        }
     }
-}
 
-fn skewed_ms(start: Instant, skew_ms: &AtomicU64) -> u64 {
-    (start.elapsed().as_millis() as u64).saturating_add(skew_ms.load(Ordering::SeqCst))
-}
-
-/// Time that passes only on the runtime's timers: under a paused tokio
-/// runtime (`#[tokio::test(start_paused = true)]`) it stands still while
-/// any task can run and jumps to the next timer when all wait, so a test's
-/// timings are the same on every run. Wall time starts at `start_wall_ms`.
-#[derive(Debug)]
-pub struct VirtualClock {
-    start: Instant,
-    start_wall_ms: u64,
-}
-
-impl VirtualClock {
-    pub fn shared(start_wall_ms: u64) -> SharedClock {
-        Arc::new(VirtualClock {
-            start: now(),
-            start_wall_ms,
-        })
+    fn skewed_ms(start: Instant, skew_ms: &AtomicU64) -> u64 {
+        (start.elapsed().as_millis() as u64).saturating_add(skew_ms.load(Ordering::SeqCst))
     }
-}
 
-impl Clock for VirtualClock {
-    fn wall_ms(&self) -> u64 {
-        self.start_wall_ms.saturating_add(self.mono_ms())
+    /// Time that passes only on the runtime's timers: under a paused tokio
+    /// runtime (`#[tokio::test(start_paused = true)]`) it stands still while
+    /// any task can run and jumps to the next timer when all wait, so a test's
+    /// timings are the same on every run. Wall time starts at `start_wall_ms`.
+    #[derive(Debug)]
+    pub struct VirtualClock {
+        start: Instant,
+        start_wall_ms: u64,
     }
-    fn mono_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+
+    impl VirtualClock {
+        /// A clock at `start_wall_ms` (ms since the epoch) that moves only with the runtime's
+        /// timers.
+        pub fn shared(start_wall_ms: u64) -> SharedClock {
+            Arc::new(VirtualClock {
+                start: now(),
+                start_wall_ms,
+            })
+        }
     }
-    fn sleep_ms(&self, ms: u64) -> Sleep {
-        Box::pin(sleep(Duration::from_millis(ms)))
+
+    impl Clock for VirtualClock {
+        fn wall_ms(&self) -> u64 {
+            self.start_wall_ms.saturating_add(self.mono_ms())
+        }
+        fn mono_ms(&self) -> u64 {
+            self.start.elapsed().as_millis() as u64
+        }
+        fn sleep_ms(&self, ms: u64) -> Sleep {
+            Box::pin(sleep(Duration::from_millis(ms)))
+        }
     }
 }
 

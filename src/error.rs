@@ -9,10 +9,13 @@ use crate::store::StoreError;
 /// Why `apply` refused an intent; the same on every replica.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rejection {
+    /// Which kind of refusal it is, so every replica answers it the same way.
     pub kind: RejectKind,
+    /// What was refused and why, for people.
     pub message: String,
 }
 
+/// The class of an intent `apply` refused, which decides the caller's error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RejectKind {
     /// A topic or partition that does not exist (any more).
@@ -71,41 +74,91 @@ impl ErrorKind {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A store call failed; its kind decides whether to retry.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An object did not decode or failed its checksum: data corruption, never retried.
     #[error("corrupt object {key}: {detail}")]
-    Corrupt { key: String, detail: String },
+    Corrupt {
+        /// The object's key in the store.
+        key: String,
+        /// What was wrong with its bytes.
+        detail: String,
+    },
+    /// No topic of this name (or it was deleted).
     #[error("unknown topic {topic:?}")]
-    UnknownTopic { topic: String },
+    UnknownTopic {
+        /// The name asked for.
+        topic: String,
+    },
+    /// No queue group of this name.
     #[error("unknown queue group {group:?}")]
-    UnknownQueue { group: String },
+    UnknownQueue {
+        /// The name asked for.
+        group: String,
+    },
+    /// No stream group of this name.
     #[error("unknown group {group:?}")]
-    UnknownGroup { group: String },
+    UnknownGroup {
+        /// The name asked for.
+        group: String,
+    },
+    /// A topic of this name exists already.
     #[error("topic {topic:?} already exists")]
-    TopicExists { topic: String },
+    TopicExists {
+        /// The name that is taken.
+        topic: String,
+    },
+    /// The topic exists but has no such partition.
     #[error("topic {topic:?} has no partition {partition} (it has {partitions})")]
     UnknownPartition {
+        /// The topic.
         topic: String,
+        /// The partition asked for.
         partition: u32,
+        /// The topic's partition count: valid partitions are `0..partitions`.
         partitions: u32,
     },
+    /// The offset is outside the partition's readable range `[log_start_offset,
+    /// high_watermark]`.
     #[error("offset {offset} is outside {topic}/{partition}: valid offsets are {log_start_offset}..={high_watermark}")]
     OffsetOutOfRange {
+        /// The topic.
         topic: String,
+        /// The partition.
         partition: u32,
+        /// The offset asked for.
         offset: u64,
+        /// The partition's first readable offset now.
         log_start_offset: u64,
+        /// The partition's high watermark now (readable: a fetch there waits).
         high_watermark: u64,
     },
+    /// A record's encoded size is over the per-record limit, in bytes.
     #[error("record of {bytes} bytes is over record_bytes_max ({max})")]
-    RecordTooLarge { bytes: usize, max: usize },
+    RecordTooLarge {
+        /// The record's size.
+        bytes: usize,
+        /// The agent's `record_bytes_max`.
+        max: usize,
+    },
+    /// A request's total size is over the per-request limit, in bytes.
     #[error("request of {bytes} bytes is over request_bytes_max ({max})")]
-    RequestTooLarge { bytes: usize, max: usize },
+    RequestTooLarge {
+        /// The request's size.
+        bytes: usize,
+        /// The agent's `request_bytes_max`.
+        max: usize,
+    },
+    /// Too many bytes wait to be committed: the caller should retry after `retry_after_ms`.
     #[error("the agent's batch is full ({pending_bytes} bytes pending); retry after {retry_after_ms} ms")]
     Backpressure {
+        /// Bytes accepted and not yet committed.
         pending_bytes: usize,
+        /// When to retry, in ms: a few batch lingers (at least 100 ms).
         retry_after_ms: u64,
     },
+    /// The request is malformed; the message says what to fix.
     #[error("invalid request: {0}")]
     Invalid(String),
     /// Well-formed input past a limit other than the record and request
@@ -116,10 +169,14 @@ pub enum Error {
     /// encoder error): report it, retrying may help.
     #[error("internal error: {0}")]
     Internal(String),
+    /// `apply` refused the intent (the same on every agent).
     #[error("rejected by the log: {}", .0.message)]
     Rejected(Rejection),
+    /// A commit's outcome is unknown (its log write timed out and could not be read back): the
+    /// records may or may not be visible.
     #[error("the commit could not be confirmed durable: {0}")]
     CommitUncertain(String),
+    /// The node is shutting down and accepts no new work.
     #[error("the agent is shutting down")]
     ShuttingDown,
 }
@@ -192,6 +249,7 @@ impl Error {
     }
 }
 
+/// A result whose error is Skiff's [`Error`] unless another is named.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use serde_json::json;
 /// Every error answer of the API (4xx and 5xx).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
+    /// The error's code, message and, for offsets out of range, the valid range.
     pub error: ErrorDetail,
 }
 
@@ -21,7 +22,10 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable: `invalid_request`, `unknown_topic`, ...
     pub code: String,
+    /// For people: what was wrong and, where it helps, how to fix it. Not stable; match on
+    /// `code`.
     pub message: String,
+    /// Set only with `offset_out_of_range`: the offsets the partition holds now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_range: Option<ValidRange>,
 }
@@ -29,21 +33,29 @@ pub struct ErrorDetail {
 /// The offsets a partition holds: `[log_start_offset, high_watermark]`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ValidRange {
+    /// The first offset still readable (older records were removed by retention).
     pub log_start_offset: u64,
+    /// The offset the next produced record will get; a fetch at it waits for new records.
     pub high_watermark: u64,
 }
 
 /// An error as the HTTP API reports it.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The HTTP status of the answer.
     pub status: StatusCode,
+    /// The stable `error.code` of the body (`invalid_request`, `unknown_topic`, ...).
     pub code: &'static str,
+    /// The `error.message` of the body.
     pub message: String,
+    /// Seconds sent in a `Retry-After` header; `None` sends none.
     pub retry_after_s: Option<u64>,
+    /// More fields merged into the `error` object (such as `valid_range`); `None` adds nothing.
     pub extra: Option<serde_json::Value>,
 }
 
 impl ApiError {
+    /// An error answer with this status, code and message, and no `Retry-After`.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
@@ -53,6 +65,7 @@ impl ApiError {
             extra: None,
         }
     }
+    /// A 400 `invalid_request`: the client must fix the request before sending it again.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }

@@ -37,7 +37,7 @@ fn membership(
 
 #[utoipa::path(post, path = "/v1/groups/{group}/members", params(("group" = String, Path)), request_body = JoinBody,
     responses((status = 200, body = MembershipJson), (status = 404, description = "unknown topic")))]
-pub async fn join(
+pub(crate) async fn join(
     State(s): State<AppState>,
     Path(group): Path<String>,
     JsonBody(b): JsonBody<JoinBody>,
@@ -51,7 +51,7 @@ pub async fn join(
 
 #[utoipa::path(post, path = "/v1/groups/{group}/members/{member}/heartbeat", params(("group" = String, Path), ("member" = String, Path)),
     responses((status = 200, body = MembershipJson), (status = 404, description = "the member expired or left: join again")))]
-pub async fn heartbeat(
+pub(crate) async fn heartbeat(
     State(s): State<AppState>,
     Path((group, member)): Path<(String, String)>,
 ) -> Result<Json<MembershipJson>, ApiError> {
@@ -61,7 +61,7 @@ pub async fn heartbeat(
 
 #[utoipa::path(delete, path = "/v1/groups/{group}/members/{member}", params(("group" = String, Path), ("member" = String, Path)),
     responses((status = 204), (status = 404)))]
-pub async fn leave(
+pub(crate) async fn leave(
     State(s): State<AppState>,
     Path((group, member)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
@@ -71,7 +71,7 @@ pub async fn leave(
 
 #[utoipa::path(post, path = "/v1/groups/{group}/offsets", params(("group" = String, Path)), request_body = CommitBody,
     responses((status = 200), (status = 409, description = "stale generation, or a partition that is not the member's")))]
-pub async fn commit(
+pub(crate) async fn commit(
     State(s): State<AppState>,
     Path(group): Path<String>,
     JsonBody(b): JsonBody<CommitBody>,
@@ -86,7 +86,7 @@ pub async fn commit(
 }
 
 #[utoipa::path(get, path = "/v1/groups/{group}", operation_id = "describe_group", params(("group" = String, Path)), responses((status = 200, body = GroupJson), (status = 404)))]
-pub async fn describe(
+pub(crate) async fn describe(
     State(s): State<AppState>,
     Path(group): Path<String>,
 ) -> Result<Json<GroupJson>, ApiError> {
@@ -117,7 +117,7 @@ pub async fn describe(
 }
 
 #[utoipa::path(get, path = "/v1/groups", operation_id = "list_groups", responses((status = 200, body = GroupList)))]
-pub async fn list(State(s): State<AppState>) -> Json<GroupList> {
+pub(crate) async fn list(State(s): State<AppState>) -> Json<GroupList> {
     Json(GroupList {
         groups: service::group_names(&s.node),
     })
@@ -125,7 +125,7 @@ pub async fn list(State(s): State<AppState>) -> Json<GroupList> {
 
 #[utoipa::path(post, path = "/v1/groups/{group}/offsets/reset", params(("group" = String, Path)), request_body = ResetBody,
     responses((status = 200, body = OffsetsJson), (status = 400), (status = 404)))]
-pub async fn reset(
+pub(crate) async fn reset(
     State(s): State<AppState>,
     Path(group): Path<String>,
     JsonBody(b): JsonBody<ResetBody>,

@@ -11,7 +11,7 @@ mod error;
 mod extract;
 pub mod groups;
 pub mod leader;
-pub mod listener;
+mod listener;
 mod openapi;
 mod ops;
 pub mod queues;
@@ -83,6 +83,7 @@ pub struct ApiDoc;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
+    /// The node every handler delegates to.
     pub node: Arc<Node>,
     /// Chooses partitions for records that name none.
     pub partitioner: Arc<crate::service::Partitioner>,
@@ -100,15 +101,21 @@ pub(crate) async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
 /// Failures starting an agent.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// The settings do not validate; the message names the setting.
     #[error("bad settings: {0}")]
     Settings(String),
+    /// The store the settings name could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// Opening the node failed (such as reading the commit log).
     #[error(transparent)]
     Skiff(#[from] crate::Error),
+    /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address from the settings' `listen`.
         addr: String,
+        /// Why the bind failed (in use, no permission, ...).
         source: std::io::Error,
     },
 }
@@ -248,7 +255,9 @@ pub fn open_store(settings: &Settings) -> Result<SharedStore, AgentError> {
 
 /// A started agent: its address, its node, and the handle to stop it.
 pub struct RunningAgent {
+    /// The address the agent listens on: with port 0 in `listen`, the port the system picked.
     pub addr: SocketAddr,
+    /// The node behind the agent, for calls that skip HTTP (tests, benchmarks).
     pub node: Arc<Node>,
     /// This agent's side of the soft leader, if enabled.
     pub leader: Option<Arc<leader::SoftLeader>>,

@@ -38,7 +38,7 @@ fn describe_queue(s: &AppState, group: &str) -> Result<QueueJson, ApiError> {
 
 #[utoipa::path(put, path = "/v1/queues/{group}", params(("group" = String, Path)), request_body = QueueBody,
     responses((status = 200, body = QueueJson), (status = 400), (status = 404, description = "unknown topic")))]
-pub async fn configure(
+pub(crate) async fn configure(
     State(s): State<AppState>,
     Path(group): Path<String>,
     JsonBody(b): JsonBody<QueueBody>,
@@ -54,7 +54,7 @@ pub async fn configure(
 }
 
 #[utoipa::path(get, path = "/v1/queues/{group}", operation_id = "describe_queue", params(("group" = String, Path)), responses((status = 200, body = QueueJson), (status = 404)))]
-pub async fn describe(
+pub(crate) async fn describe(
     State(s): State<AppState>,
     Path(group): Path<String>,
 ) -> Result<Json<QueueJson>, ApiError> {
@@ -63,7 +63,7 @@ pub async fn describe(
 
 #[utoipa::path(post, path = "/v1/queues/{group}/receive", params(("group" = String, Path)), request_body = ReceiveBody,
     responses((status = 200, body = MessagesJson), (status = 404, description = "unknown queue group")))]
-pub async fn receive(
+pub(crate) async fn receive(
     State(s): State<AppState>,
     Path(group): Path<String>,
     JsonBody(b): JsonBody<ReceiveBody>,
@@ -111,7 +111,7 @@ async fn settle(
 
 #[utoipa::path(post, path = "/v1/queues/{group}/ack", params(("group" = String, Path)), request_body = ReceiptsBody,
     responses((status = 200, body = ReceiptResults)))]
-pub async fn ack(
+pub(crate) async fn ack(
     State(s): State<AppState>,
     Path(group): Path<String>,
     JsonBody(b): JsonBody<ReceiptsBody>,
@@ -121,7 +121,7 @@ pub async fn ack(
 
 #[utoipa::path(post, path = "/v1/queues/{group}/nack", params(("group" = String, Path)), request_body = ReceiptsBody,
     responses((status = 200, body = ReceiptResults)))]
-pub async fn nack(
+pub(crate) async fn nack(
     State(s): State<AppState>,
     Path(group): Path<String>,
     JsonBody(b): JsonBody<ReceiptsBody>,
@@ -139,7 +139,7 @@ pub async fn nack(
 
 #[utoipa::path(post, path = "/v1/queues/{group}/extend", params(("group" = String, Path)), request_body = ReceiptsBody,
     responses((status = 200, body = ReceiptResults)))]
-pub async fn extend(
+pub(crate) async fn extend(
     State(s): State<AppState>,
     Path(group): Path<String>,
     JsonBody(b): JsonBody<ReceiptsBody>,
@@ -150,7 +150,7 @@ pub async fn extend(
 
 #[utoipa::path(post, path = "/v1/queues/{group}/redrive", params(("group" = String, Path)),
     responses((status = 200, body = RedriveJson, description = "dead letters moved back to their origin topics")))]
-pub async fn redrive(
+pub(crate) async fn redrive(
     State(s): State<AppState>,
     Path(group): Path<String>,
 ) -> Result<Json<RedriveJson>, ApiError> {

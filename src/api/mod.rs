@@ -20,6 +20,7 @@ pub use crate::fetch::FETCH_RECORDS_MAX;
 pub struct BadInput(pub String);
 
 impl BadInput {
+    /// The refusal with this message for the client.
     pub fn new(message: impl Into<String>) -> Self {
         BadInput(message.into())
     }

@@ -14,41 +14,60 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
+/// Body of `POST /v1/topics`: create a topic.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopic {
+    /// The topic's name (letters, digits, `.`, `_`, `-`; no `/`).
     pub name: String,
+    /// Partitions, fixed for the topic's life (at least 1).
     pub partitions: u32,
+    /// Records older than this, in ms, are removed; `None` keeps them by age forever.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_ms: Option<u64>,
+    /// A partition's oldest records are removed past this many bytes; `None` sets no size
+    /// bound.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_bytes: Option<u64>,
 }
 
+/// A topic's retention settings; `None` means no bound.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TopicConfigJson {
+    /// Records older than this, in ms, are removed.
     pub retention_ms: Option<u64>,
+    /// A partition's oldest records are removed past this many bytes.
     pub retention_bytes: Option<u64>,
 }
 
+/// One partition's readable range.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PartitionJson {
+    /// The partition's number.
     pub partition: u32,
+    /// The first offset still readable.
     pub log_start_offset: u64,
+    /// The offset the next record will get.
     pub high_watermark: u64,
 }
 
 /// A topic with its configuration and per-partition offsets.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TopicJson {
+    /// The topic's name.
     pub name: String,
+    /// Its number of partitions.
     pub partition_count: u32,
+    /// Its retention settings.
     pub config: TopicConfigJson,
+    /// Each partition's readable range, by partition number.
     pub partitions: Vec<PartitionJson>,
 }
 
+/// Answer of `GET /v1/topics`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TopicList {
+    /// Every topic, sorted by name.
     pub topics: Vec<TopicJson>,
 }
 
@@ -56,9 +75,13 @@ pub struct TopicList {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProducerJson {
+    /// The producer's id, chosen by the producer (unique among producers).
     pub id: u64,
+    /// The producer's epoch (default 0): a higher one fences the older instance.
     #[serde(default)]
     pub epoch: u32,
+    /// This request's sequence number: a retry sends the same one and gets its original
+    /// offsets.
     pub sequence: u64,
 }
 
@@ -76,14 +99,19 @@ impl From<ProducerJson> for ProducerSeq {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordIn {
+    /// The record's topic (only in `POST /v1/records`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    /// The key as UTF-8 text; give this or `key_base64`, not both.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The key as base64 bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_base64: Option<String>,
+    /// The value as UTF-8 text; give this or `value_base64`, not both. Neither: a null value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// The value as base64 bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_base64: Option<String>,
     #[serde(
@@ -91,7 +119,10 @@ pub struct RecordIn {
         skip_serializing_if = "BTreeMap::is_empty",
         deserialize_with = "bounded_headers"
     )]
+    /// String headers (at most `RECORD_HEADERS_MAX`).
     pub headers: BTreeMap<String, String>,
+    /// The partition to write to; default by key hash, else one partition per request, round-
+    /// robin.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<u32>,
     /// Defaults to the agent's clock.
@@ -152,6 +183,8 @@ fn bytes_of(
 }
 
 impl RecordIn {
+    /// The record this describes, with `now_ms` as its timestamp if it has none; `i` (its index
+    /// in the body) names it in errors.
     pub fn into_record(self, i: usize, now_ms: i64) -> Result<Record, BadInput> {
         Ok(Record {
             key: bytes_of(self.key, self.key_base64, "key", i)?,
@@ -166,10 +199,14 @@ impl RecordIn {
     }
 }
 
+/// Body of a produce: the records and, for idempotence, the producer.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProduceBody {
+    /// The records, appended in order (within a partition).
     pub records: Vec<RecordIn>,
+    /// Makes the request idempotent: a retry with the same producer and sequence is not
+    /// appended twice.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub producer: Option<ProducerJson>,
 }
@@ -184,16 +221,22 @@ pub struct ProduceQuery {
     pub partition: Option<u32>,
 }
 
+/// Where one produced record landed.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OffsetJson {
+    /// The record's topic (only in `POST /v1/records` answers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    /// The partition it was appended to.
     pub partition: u32,
+    /// Its offset in that partition.
     pub offset: u64,
 }
 
+/// Answer of a produce: one offset per record, in the order sent.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProduceResponse {
+    /// The records' places, in the order of the request.
     pub offsets: Vec<OffsetJson>,
 }
 
@@ -201,18 +244,27 @@ pub struct ProduceResponse {
 /// `key_base64` / `value_base64`; likewise headers in `headers_base64`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct RecordOut {
+    /// The record's offset in its partition.
     pub offset: u64,
+    /// The record's timestamp, ms since the epoch (the producer's, or the agent's clock when
+    /// produced).
     pub timestamp_ms: i64,
+    /// The key, if it is UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The key as base64, if it is not UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_base64: Option<String>,
+    /// The value, if it is UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// The value as base64, if it is not UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_base64: Option<String>,
+    /// Headers whose values are UTF-8.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Headers whose values are not UTF-8, as base64.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers_base64: BTreeMap<String, String>,
 }
@@ -253,14 +305,20 @@ impl RecordOut {
     }
 }
 
+/// Answer of a fetch in JSON.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FetchResponse {
+    /// Records from the asked offset on, in order.
     pub records: Vec<RecordOut>,
+    /// The offset to fetch next.
     pub next_offset: u64,
+    /// The partition's high watermark when the fetch was answered.
     pub high_watermark: u64,
+    /// The partition's first readable offset when the fetch was answered.
     pub log_start_offset: u64,
 }
 
+/// Query of `GET /v1/topics/{topic}/partitions/{partition}/records`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -275,6 +333,7 @@ pub struct FetchQuery {
     pub wait_ms: Option<u64>,
 }
 
+/// Query of the WebSocket subscribe route.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]

@@ -19,19 +19,37 @@ use serde::de::DeserializeOwned;
 /// A failed client call.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The agent could not be reached (connection refused, reset, DNS).
     #[error("cannot reach the agent at {url}: {source}")]
-    Connect { url: String, source: reqwest::Error },
+    Connect {
+        /// The URL called.
+        url: String,
+        /// Why the call failed.
+        source: reqwest::Error,
+    },
+    /// The agent answered with an error body.
     #[error("{message} ({code}, HTTP {status})")]
     Api {
+        /// The HTTP status.
         status: u16,
+        /// The stable error code (`unknown_topic`, `invalid_request`, ...).
         code: String,
+        /// The agent's message.
         message: String,
     },
+    /// The answer did not decode as the expected shape.
     #[error("unexpected answer from {url}: {detail}")]
-    Decode { url: String, detail: String },
+    Decode {
+        /// The URL called.
+        url: String,
+        /// What did not decode.
+        detail: String,
+    },
 }
 
 impl ClientError {
+    /// The HTTP status of an error answer; `None` if the agent gave none (not reached, bad
+    /// answer).
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Api { status, .. } => Some(*status),
@@ -56,6 +74,7 @@ impl Client {
         }
     }
 
+    /// The agent's base URL, without a trailing `/`.
     pub fn base(&self) -> &str {
         &self.base
     }
@@ -118,14 +137,17 @@ impl Client {
         })
     }
 
+    /// Create a topic (`POST /v1/topics`); 409 if it exists.
     pub async fn create_topic(&self, body: &CreateTopic) -> Result<TopicJson, ClientError> {
         self.call_with(Method::POST, "/v1/topics", body).await
     }
 
+    /// Every topic with its partitions (`GET /v1/topics`).
     pub async fn list_topics(&self) -> Result<TopicList, ClientError> {
         self.call(Method::GET, "/v1/topics").await
     }
 
+    /// One topic with its partitions' ranges; 404 if unknown.
     pub async fn describe_topic(&self, topic: &str) -> Result<TopicJson, ClientError> {
         self.call(Method::GET, &format!("/v1/topics/{topic}")).await
     }
@@ -147,12 +169,14 @@ impl Client {
         }
     }
 
+    /// Delete a topic and, later, its data.
     pub async fn delete_topic(&self, topic: &str) -> Result<(), ClientError> {
         self.call::<serde_json::Value>(Method::DELETE, &format!("/v1/topics/{topic}"))
             .await
             .map(|_| ())
     }
 
+    /// Produce JSON records to `topic` (`POST /v1/topics/{topic}/records`).
     pub async fn produce(
         &self,
         topic: &str,
@@ -223,10 +247,14 @@ impl Client {
         }
     }
 
+    /// Produce records of several topics in one atomic commit (`POST /v1/records`): all are
+    /// appended or none.
     pub async fn produce_atomic(&self, body: &ProduceBody) -> Result<ProduceResponse, ClientError> {
         self.call_with(Method::POST, "/v1/records", body).await
     }
 
+    /// Fetch up to `max_records` from `offset` of a partition, long-polling up to `wait_ms` at
+    /// the high watermark.
     pub async fn fetch(
         &self,
         topic: &str,
@@ -274,6 +302,7 @@ impl Client {
 
 /// Consumer groups and queues.
 impl Client {
+    /// Join stream group `group`; the answer carries the member id and its partitions.
     pub async fn join_group(
         &self,
         group: &str,
@@ -283,6 +312,8 @@ impl Client {
             .await
     }
 
+    /// Keep `member` alive in `group`; the answer carries its current partitions and
+    /// generation.
     pub async fn heartbeat(
         &self,
         group: &str,
@@ -295,6 +326,7 @@ impl Client {
         .await
     }
 
+    /// Leave `group`: its partitions go to the other members.
     pub async fn leave_group(&self, group: &str, member: &str) -> Result<(), ClientError> {
         self.call::<serde_json::Value>(
             Method::DELETE,
@@ -304,6 +336,7 @@ impl Client {
         .map(|_| ())
     }
 
+    /// Commit offsets for `group`, fenced by the body's generation.
     pub async fn commit_offsets(&self, group: &str, body: &CommitBody) -> Result<(), ClientError> {
         self.call_with::<serde_json::Value>(
             Method::POST,
@@ -314,14 +347,17 @@ impl Client {
         .map(|_| ())
     }
 
+    /// Members, assignments and committed offsets with lag of `group`.
     pub async fn describe_group(&self, group: &str) -> Result<GroupJson, ClientError> {
         self.call(Method::GET, &format!("/v1/groups/{group}")).await
     }
 
+    /// Every stream group's name.
     pub async fn list_groups(&self) -> Result<GroupList, ClientError> {
         self.call(Method::GET, "/v1/groups").await
     }
 
+    /// Move `group`'s committed offsets as the body says.
     pub async fn reset_group(
         &self,
         group: &str,
@@ -335,6 +371,7 @@ impl Client {
         .await
     }
 
+    /// Create or reconfigure queue group `group`.
     pub async fn configure_queue(
         &self,
         group: &str,
@@ -344,10 +381,12 @@ impl Client {
             .await
     }
 
+    /// Queue group `group`'s settings and counts.
     pub async fn describe_queue(&self, group: &str) -> Result<QueueJson, ClientError> {
         self.call(Method::GET, &format!("/v1/queues/{group}")).await
     }
 
+    /// Lease messages from queue group `group`.
     pub async fn receive(
         &self,
         group: &str,
@@ -368,6 +407,7 @@ impl Client {
             .await
     }
 
+    /// Move `group`'s dead letters back to their origin topics, to be delivered again.
     pub async fn redrive(&self, group: &str) -> Result<RedriveJson, ClientError> {
         self.call(Method::POST, &format!("/v1/queues/{group}/redrive"))
             .await

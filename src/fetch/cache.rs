@@ -21,6 +21,8 @@ pub struct ChunkCache {
 }
 
 impl ChunkCache {
+    /// An empty cache holding at most `bytes_max` bytes of chunks; the least recently used go
+    /// first.
     pub fn new(bytes_max: usize) -> Self {
         ChunkCache {
             inner: Mutex::new(Inner {
@@ -31,6 +33,7 @@ impl ChunkCache {
         }
     }
 
+    /// The cached bytes of the chunk at byte `start` of object `key`, if present.
     pub fn get(&self, key: &str, start: u64) -> Option<Bytes> {
         let hit = self
             .inner
@@ -43,6 +46,8 @@ impl ChunkCache {
         hit
     }
 
+    /// Cache the chunk at byte `start` of object `key`, evicting the least recently used past
+    /// the byte bound.
     pub fn insert(&self, key: &str, start: u64, bytes: Bytes) {
         if bytes.len() > self.bytes_max {
             return;
@@ -60,6 +65,7 @@ impl ChunkCache {
         }
     }
 
+    /// The bytes cached now.
     pub fn bytes(&self) -> usize {
         self.inner.lock().bytes
     }

@@ -39,26 +39,41 @@ pub const FETCH_RECORDS_MAX: usize = 10_000;
 /// What to read.
 #[derive(Debug, Clone)]
 pub struct FetchRequest {
+    /// The topic to read.
     pub topic: String,
+    /// The partition of the topic to read.
     pub partition: u32,
+    /// The first offset wanted; must be in `[log_start_offset, high_watermark]`.
     pub offset: u64,
+    /// Records returned at most (at least one is returned if any is there).
     pub max_records: usize,
+    /// Approximate record bytes returned at most; the first record is returned even if larger.
     pub max_bytes: usize,
+    /// How long to wait, in ms, when `offset` is at the high watermark (long poll); 0 answers
+    /// at once. Capped by the node's `wait_ms_max`.
     pub wait_ms: u64,
 }
 
 /// One record with its offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchedRecord {
+    /// The record's offset in its partition.
     pub offset: u64,
+    /// The record as it was produced.
     pub record: Record,
 }
 
+/// What a fetch read: records in offset order and where to read next.
 #[derive(Debug, Clone)]
 pub struct FetchResult {
+    /// Records from the asked offset on, in order; empty if none came before the wait ended.
     pub records: Vec<FetchedRecord>,
+    /// The offset to fetch next: one past the last record returned, or the asked offset if
+    /// none.
     pub next_offset: u64,
+    /// The partition's high watermark when the fetch was answered.
     pub high_watermark: u64,
+    /// The partition's first readable offset when the fetch was answered.
     pub log_start_offset: u64,
 }
 
@@ -79,6 +94,8 @@ impl Drop for LongPollGauge {
     }
 }
 
+/// Reads records of a partition: finds their chunks in the log state, gets them from the cache
+/// or by ranged GETs, decodes and trims them to the request.
 #[derive(Debug)]
 pub struct Reader {
     log: Arc<CommitLog>,
@@ -88,6 +105,8 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// A reader of `log`'s partitions whose chunks live in `store`, caching chunk bytes in
+    /// `cache`.
     pub fn new(
         log: Arc<CommitLog>,
         store: SharedStore,
@@ -122,6 +141,9 @@ impl Reader {
         ))
     }
 
+    /// Read records as `req` asks, waiting up to its `wait_ms` for new ones at the high
+    /// watermark. A chunk that cannot be read fails the fetch only if no record before it was
+    /// read.
     pub async fn fetch(&self, req: &FetchRequest) -> Result<FetchResult> {
         let wait = Duration::from_millis(req.wait_ms.min(self.config.wait_ms_max));
         let deadline = crate::clock::now() + wait;

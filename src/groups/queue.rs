@@ -12,8 +12,11 @@ use std::collections::BTreeMap;
 /// A queue group's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueConfig {
+    /// The topics the queue delivers from, every partition of each.
     pub topics: Vec<String>,
+    /// Deliveries before a message is dead-lettered (1 to `MAX_DELIVERIES_MAX`).
     pub max_deliveries: u32,
+    /// How long a receive leases a message, in ms (1 to `VISIBILITY_MS_MAX`).
     pub visibility_ms: u64,
     /// Offsets between the ack floor and the next new offset, at most.
     pub in_flight_max: u64,
@@ -67,26 +70,36 @@ impl QueueConfig {
     }
 }
 
+/// Where one message of a queue partition stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MsgState {
+    /// Leased to a receiver: redelivered if not settled before `until_ms`.
     Leased {
+        /// When the lease ends, ms on the log's clock.
         until_ms: u64,
     },
     /// Redeliverable from this time on.
     Waiting {
+        /// Ms on the log's clock from which the message may be delivered again.
         not_before_ms: u64,
     },
+    /// Acked: never delivered again (kept only while a gap below it holds the floor).
     Settled,
     /// Out of deliveries: to be copied to the dead-letter topic.
     Dead,
 }
 
+/// One delivered, unsettled (or gap-held) message of a queue partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Msg {
+    /// Times it was delivered so far.
     pub deliveries: u32,
+    /// Whether it is leased, waiting, settled or dead.
     pub state: MsgState,
 }
 
+/// A queue group's progress through one partition: a floor, a delivery frontier, and the
+/// messages between.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuePartition {
     /// Every offset below is settled.
@@ -96,11 +109,15 @@ pub struct QueuePartition {
     /// Offsets in `[floor, next)` that are not settled, or settled above a
     /// gap.
     pub msgs: BTreeMap<u64, Msg>,
+    /// Messages of this partition that ran out of deliveries.
     pub dead_lettered: u64,
 }
 
+/// A queue group: competing consumers lease single messages, and each is settled or
+/// redelivered, all in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueGroup {
+    /// The group's settings.
     pub config: QueueConfig,
     /// topic → partition → state.
     pub partitions: BTreeMap<String, BTreeMap<u32, QueuePartition>>,
@@ -109,9 +126,13 @@ pub struct QueueGroup {
 /// One leased message, as a receive returns it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Lease {
+    /// The topic of the leased message.
     pub topic: String,
+    /// Its partition.
     pub partition: u32,
+    /// Its offset.
     pub offset: u64,
+    /// Times it was delivered, this lease included.
     pub delivery_count: u32,
 }
 
@@ -130,9 +151,13 @@ impl Lease {
 /// Identifies one delivery of one message: valid while that lease holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
+    /// The topic of the message.
     pub topic: String,
+    /// Its partition.
     pub partition: u32,
+    /// Its offset.
     pub offset: u64,
+    /// Which delivery of the message this receipt settles; an older one is stale.
     pub delivery_count: u32,
 }
 
@@ -144,6 +169,7 @@ impl Receipt {
             self.topic, self.partition, self.offset, self.delivery_count
         )
     }
+    /// The receipt `encode` made; `None` if `s` is not one.
     pub fn parse(s: &str) -> Option<Receipt> {
         let mut it = s.rsplitn(4, '/');
         let delivery_count = it.next()?.parse().ok()?;
@@ -195,6 +221,7 @@ impl QueuePartition {
         }
     }
 
+    /// Messages of this partition leased now.
     pub fn in_flight(&self) -> usize {
         self.msgs
             .values()
@@ -204,6 +231,7 @@ impl QueuePartition {
 }
 
 impl QueueGroup {
+    /// A group with these settings that has delivered nothing yet.
     pub fn new(config: QueueConfig) -> Self {
         QueueGroup {
             config,

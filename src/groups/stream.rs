@@ -10,17 +10,27 @@ use std::collections::{BTreeMap, BTreeSet};
 /// A (topic, partition) pair.
 pub type TopicPartition = (String, u32);
 
+/// One member of a stream group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
+    /// The topics it subscribed to.
     pub topics: Vec<String>,
+    /// It is dropped after this long without a heartbeat, in ms.
     pub session_timeout_ms: u64,
+    /// When it last joined or sent a heartbeat, ms on the log's clock.
     pub last_seen_ms: u64,
+    /// The partitions it owns in the current generation.
     pub assignments: Vec<TopicPartition>,
 }
 
+/// A stream group: members own partitions of their topics and commit offsets, fenced by a
+/// generation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamGroup {
+    /// Bumped whenever membership or assignments change; commits of older generations are
+    /// refused.
     pub generation: u64,
+    /// The live members, by member id.
     pub members: BTreeMap<String, Member>,
     /// Committed offsets: topic → partition → next offset to read.
     pub offsets: BTreeMap<String, BTreeMap<u32, u64>>,
@@ -29,7 +39,9 @@ pub struct StreamGroup {
 /// What a member learns from a join or a heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Assignment {
+    /// The group's generation the assignment belongs to.
     pub generation: u64,
+    /// The partitions the member owns.
     pub partitions: Vec<TopicPartition>,
 }
 
@@ -111,6 +123,8 @@ impl StreamGroup {
         false
     }
 
+    /// Add or refresh `member_id` subscribed to `topics` at `now_ms`, rebalance, and return its
+    /// assignment.
     pub fn join(
         &mut self,
         member_id: &str,
@@ -140,6 +154,8 @@ impl StreamGroup {
         })
     }
 
+    /// Keep `member_id` alive at `now_ms`; its current assignment, or an error if it is not a
+    /// member (it expired or left).
     pub fn heartbeat(&mut self, member_id: &str, now_ms: u64) -> Result<Assignment, String> {
         let m = self.members.get_mut(member_id).ok_or_else(|| {
             format!("member {member_id} is not in the group (expired or left): join again")
@@ -149,6 +165,8 @@ impl StreamGroup {
             .ok_or_else(|| "member vanished".to_string())
     }
 
+    /// Remove `member_id` and hand its partitions to the others; an error if it is not a
+    /// member.
     pub fn leave(&mut self, member_id: &str, parts: PartitionCount) -> Result<(), String> {
         if self.members.remove(member_id).is_none() {
             return Err(format!("member {member_id} is not in the group"));
@@ -208,6 +226,8 @@ impl StreamGroup {
         }
     }
 
+    /// The group's committed offset of a partition (the next to read); `None` if never
+    /// committed.
     pub fn committed(&self, topic: &str, partition: u32) -> Option<u64> {
         self.offsets
             .get(topic)

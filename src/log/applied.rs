@@ -31,7 +31,7 @@ struct Mark {
 
 /// What [`check_applied`] compares the new state with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Before {
+pub(crate) struct Before {
     seq: u64,
     clock_ms: u64,
     /// The partitions the entry names that existed, by topic name.
@@ -78,7 +78,7 @@ impl Before {
 
 /// Check `state` after `entry` was applied to the state `before` captured,
 /// giving `outcomes`. O(entry).
-pub fn check_applied(
+pub(crate) fn check_applied(
     before: &Before,
     state: &State,
     entry: &LogEntry,
@@ -101,7 +101,7 @@ pub fn check_applied(
 }
 
 /// Invariant: entries are applied in sequence order, each exactly once.
-pub fn commit_seq_contiguous(previous: u64, seq: u64) -> Checked {
+pub(crate) fn commit_seq_contiguous(previous: u64, seq: u64) -> Checked {
     if previous.checked_add(1) != Some(seq) {
         return Err(Violation::SeqNotContiguous { previous, seq });
     }
@@ -109,7 +109,7 @@ pub fn commit_seq_contiguous(previous: u64, seq: u64) -> Checked {
 }
 
 /// Invariant: the log's clock is the largest writer time seen so far.
-pub fn log_clock_monotonic(previous_ms: u64, entry_ms: u64, state: &State) -> Checked {
+pub(crate) fn log_clock_monotonic(previous_ms: u64, entry_ms: u64, state: &State) -> Checked {
     if state.clock_ms != previous_ms.max(entry_ms) {
         return Err(Violation::ClockNotMonotonic {
             seq: state.seq,
@@ -124,7 +124,7 @@ pub fn log_clock_monotonic(previous_ms: u64, entry_ms: u64, state: &State) -> Ch
 /// Invariant: every intent has one outcome, and an append's outcome one
 /// offset per chunk. The writer's postcondition too: a caller is answered
 /// from these outcomes.
-pub fn outcomes_match_intents(seq: u64, entry: &LogEntry, outcomes: &[Outcome]) -> Checked {
+pub(crate) fn outcomes_match_intents(seq: u64, entry: &LogEntry, outcomes: &[Outcome]) -> Checked {
     if outcomes.len() != entry.intents.len() {
         return Err(Violation::OutcomeCountMismatch {
             seq,
@@ -213,7 +213,7 @@ fn check_touched_partitions(before: &Before, state: &State, entry: &LogEntry) ->
 
 /// Invariant 2: a partition's high watermark never goes back (an offset is
 /// never handed out twice).
-pub fn high_watermark_monotonic(seq: u64, at: At, before: u64, after: u64) -> Checked {
+pub(crate) fn high_watermark_monotonic(seq: u64, at: At, before: u64, after: u64) -> Checked {
     if after < before {
         return Err(Violation::HighWatermarkWentBack {
             seq,
@@ -228,7 +228,7 @@ pub fn high_watermark_monotonic(seq: u64, at: At, before: u64, after: u64) -> Ch
 
 /// Invariant: a partition's log start never goes back (trimmed records
 /// never come back).
-pub fn log_start_monotonic(seq: u64, at: At, before: u64, after: u64) -> Checked {
+pub(crate) fn log_start_monotonic(seq: u64, at: At, before: u64, after: u64) -> Checked {
     if after < before {
         return Err(Violation::LogStartWentBack {
             seq,
@@ -264,7 +264,7 @@ fn check_touched_groups(before: &Before, state: &State, entry: &LogEntry) -> Che
 /// Invariant, fencing: a stream group that holds committed offsets (and so
 /// is never dropped) never goes back to an older generation, so a member
 /// fenced out stays fenced out.
-pub fn group_generation_monotonic(state: &State, name: &str, before: u64) -> Checked {
+pub(crate) fn group_generation_monotonic(state: &State, name: &str, before: u64) -> Checked {
     let after = state.stream_groups.get(name).map_or(0, |g| g.generation);
     if after < before {
         return Err(Violation::GenerationWentBack {

@@ -58,8 +58,12 @@ pub struct TopicConfig {
 /// An idempotent producer's identity and the sequence of one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerSeq {
+    /// The producer's id, chosen by the producer.
     pub id: u64,
+    /// The producer's epoch: a higher one fences requests of a lower one.
     pub epoch: u32,
+    /// This request's sequence: one already applied is a duplicate and gets its original
+    /// offsets.
     pub sequence: u64,
 }
 
@@ -67,22 +71,40 @@ pub struct ProducerSeq {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Location {
     /// A byte range of a segment object.
-    Segment { key: Arc<str>, start: u64, len: u32 },
-    /// A byte range of this entry's inline blob (offset from the blob start).
-    Inline { start: u64, len: u32 },
+    Segment {
+        /// The segment's object key.
+        key: Arc<str>,
+        /// The chunk's first byte in the segment.
+        start: u64,
+        /// The chunk's length in bytes.
+        len: u32,
+    },
+    /// A byte range of this entry's inline blob.
+    Inline {
+        /// The chunk's first byte, counted from the blob's start.
+        start: u64,
+        /// The chunk's length in bytes.
+        len: u32,
+    },
 }
 
 /// One chunk an `Append` adds to a partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkIntent {
+    /// The topic the chunk is appended to.
     pub topic: String,
     /// The topic's id when the writer validated it, so a deleted and
     /// re-created topic never receives an old append.
     pub topic_id: u64,
+    /// The partition the chunk is appended to.
     pub partition: u32,
+    /// Where the chunk's bytes are.
     pub location: Location,
+    /// Records in the chunk (at least one).
     pub record_count: u32,
+    /// The newest record timestamp in the chunk, ms since the epoch.
     pub max_timestamp_ms: i64,
+    /// CRC-32C of the chunk's bytes.
     pub crc32c: u32,
 }
 
@@ -90,87 +112,139 @@ pub struct ChunkIntent {
 /// appends of one flush to one topic), optionally from an idempotent producer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Append {
+    /// Set for an idempotent producer: a repeated sequence is answered with the original
+    /// offsets instead of appended.
     pub producer: Option<ProducerSeq>,
+    /// The chunks, each appended to its partition in order.
     pub chunks: Vec<ChunkIntent>,
 }
 
 /// A requested change; `apply` decides its outcome from the log prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Intent {
+    /// Create a topic; refused if the name is taken.
     CreateTopic {
+        /// The topic's name.
         name: String,
+        /// Its partition count, fixed for its life.
         partitions: u32,
+        /// Its retention.
         config: TopicConfig,
     },
+    /// Delete a topic; its segments are collected later.
     DeleteTopic {
+        /// The topic's name.
         name: String,
     },
+    /// Append chunks to partitions.
     Append(Append),
     /// Advance a partition's log-start offset (retention, explicit trim).
     Trim {
+        /// The topic to trim.
         topic: String,
+        /// Its partition.
         partition: u32,
+        /// The new first readable offset; never moves back.
         log_start_offset: u64,
     },
     /// Carries only the writer's time forward (lease expiry, retention).
     Tick,
     /// Stream groups: membership, heartbeats, fenced offset commits.
     JoinGroup {
+        /// The stream group.
         group: String,
+        /// The joining member's id.
         member_id: String,
+        /// The topics it subscribes to.
         topics: Vec<String>,
+        /// It is dropped after this long without a heartbeat, in ms.
         session_timeout_ms: u64,
     },
+    /// A member's sign of life, which keeps its session.
     Heartbeat {
+        /// The stream group.
         group: String,
+        /// The member's id.
         member_id: String,
     },
+    /// A member leaves; its partitions are reassigned.
     LeaveGroup {
+        /// The stream group.
         group: String,
+        /// The member's id.
         member_id: String,
     },
+    /// A member's offset commit, fenced by its generation.
     CommitOffsets {
+        /// The stream group.
         group: String,
+        /// The committing member's id.
         member_id: String,
+        /// The generation the member was assigned in.
         generation: u64,
+        /// `(topic, partition, next offset to read)` for each committed partition.
         offsets: Vec<(String, u32, u64)>,
     },
     /// An operator's reset: concrete offsets, resolved by the writer.
     ResetOffsets {
+        /// The stream group.
         group: String,
+        /// `(topic, partition, offset)` to set, whatever the current offsets.
         offsets: Vec<(String, u32, u64)>,
     },
     /// Queue groups: configuration, leases and settlement.
     ConfigureQueue {
+        /// The queue group.
         group: String,
+        /// Its new settings.
         config: QueueConfig,
     },
+    /// Lease ready messages of a queue group.
     Receive {
+        /// The queue group.
         group: String,
+        /// Messages to lease at most.
         max_messages: u32,
+        /// The lease length, in ms.
         visibility_ms: u64,
     },
+    /// Settle deliveries: never redelivered.
     Ack {
+        /// The queue group.
         group: String,
+        /// The deliveries; stale ones are skipped.
         receipts: Vec<Receipt>,
     },
+    /// Give deliveries back for redelivery (or dead-lettering).
     Nack {
+        /// The queue group.
         group: String,
+        /// The deliveries; stale ones are skipped.
         receipts: Vec<Receipt>,
+        /// Redeliver no sooner than this, in ms.
         delay_ms: u64,
     },
+    /// Lengthen leases.
     Extend {
+        /// The queue group.
         group: String,
+        /// The deliveries; stale ones are skipped.
         receipts: Vec<Receipt>,
+        /// The new lease length from now on the log's clock, in ms.
         visibility_ms: u64,
     },
     /// Settle a dead message and append its copy to the dead-letter topic,
     /// both or neither.
     DeadLetter {
+        /// The queue group.
         group: String,
+        /// The dead message's topic.
         topic: String,
+        /// Its partition.
         partition: u32,
+        /// Its offset.
         offset: u64,
+        /// The copy appended to the group's dead-letter topic.
         append: Append,
     },
 }
@@ -190,17 +264,24 @@ impl Intent {
 /// One commit: a unique id, the writer, the writer's wall time and intents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
+    /// Unique across agents and time (a ULID): an entry applied once even if it lands twice.
     pub commit_id: u128,
+    /// The writing agent's id (for debugging and metrics).
     pub agent_id: String,
+    /// The writer's wall time, ms since the epoch; the log's clock is the largest seen.
     pub time_ms: u64,
+    /// The changes, applied in order.
     pub intents: Vec<Intent>,
 }
 
 /// An entry with its inline blob, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedEntry {
+    /// The decoded entry.
     pub entry: LogEntry,
+    /// The inline chunks' bytes, which `Location::Inline` ranges point into.
     pub blob: Bytes,
+    /// The whole object as stored: header, blob, then the encoded entry.
     pub bytes: Bytes,
 }
 
@@ -251,6 +332,7 @@ pub(super) fn inline_bytes(blob: &[u8], start: u64, len: u32) -> Option<&[u8]> {
 }
 
 impl EncodedEntry {
+    /// Encode `entry` with its inline `blob` into the stored form.
     pub fn encode(entry: LogEntry, blob: Bytes) -> Result<Self> {
         let body = postcard::to_allocvec(&entry)
             .map_err(|e| Error::Internal(format!("cannot encode log entry: {e}")))?;

@@ -17,9 +17,12 @@ use std::collections::BTreeSet;
 /// `view_ttl_ms + commit_put_max_ms`.
 #[derive(Debug, Clone)]
 pub struct GcConfig {
+    /// Objects are deleted only this long after they stopped being needed, in ms, so an agent
+    /// reading an older view never finds them gone.
     pub grace_ms: u64,
     /// Log entries this close behind the newest checkpoint are kept.
     pub margin_entries: u64,
+    /// The newest checkpoints kept; older ones are deleted.
     pub checkpoints_kept: usize,
 }
 
@@ -36,8 +39,11 @@ impl Default for GcConfig {
 /// What one GC pass deleted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct GcReport {
+    /// Old log entries deleted (covered by a kept checkpoint).
     pub log_entries_deleted: u64,
+    /// Old checkpoints deleted.
     pub checkpoints_deleted: u64,
+    /// Segments deleted because no chunk of the log refers to them any more.
     pub segments_deleted: u64,
 }
 

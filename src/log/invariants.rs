@@ -23,7 +23,7 @@ type Checked = Result<(), Violation>;
 
 /// Which partition a rule is checked on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct At<'a> {
+pub(crate) struct At<'a> {
     pub topic: &'a str,
     pub partition: u32,
 }
@@ -35,7 +35,7 @@ impl At<'_> {
 }
 
 /// Check every invariant of `state`; the error names the first one broken.
-pub fn check(state: &State) -> Checked {
+pub(crate) fn check(state: &State) -> Checked {
     recent_commits_bounded(state)?;
     for (id, p) in &state.producers {
         producer_results_bounded(*id, p)?;
@@ -53,7 +53,7 @@ pub fn check(state: &State) -> Checked {
 }
 
 /// Every rule of one topic and all its partitions.
-pub fn check_topic(seq: u64, key: &str, t: &TopicState) -> Checked {
+pub(crate) fn check_topic(seq: u64, key: &str, t: &TopicState) -> Checked {
     topic_filed_under_its_name(key, t)?;
     topic_id_applied(seq, t)?;
     partition_count_in_range(t)?;
@@ -68,14 +68,14 @@ pub fn check_topic(seq: u64, key: &str, t: &TopicState) -> Checked {
 }
 
 /// Every rule of one partition (O(its chunks)).
-pub fn check_partition(at: At, p: &PartitionState, seq: u64) -> Checked {
+pub(crate) fn check_partition(at: At, p: &PartitionState, seq: u64) -> Checked {
     check_partition_ends(at, p)?;
     check_chunks_from(at, p, 0, seq)?;
     bytes_counted(at, p)
 }
 
 /// The rules about a partition's ends (O(1)).
-pub fn check_partition_ends(at: At, p: &PartitionState) -> Checked {
+pub(crate) fn check_partition_ends(at: At, p: &PartitionState) -> Checked {
     log_start_within_log(at, p)?;
     empty_partition_has_no_offsets(at, p)?;
     first_chunk_holds_log_start(at, p)?;
@@ -84,7 +84,7 @@ pub fn check_partition_ends(at: At, p: &PartitionState) -> Checked {
 
 /// The rules about the chunks from index `from` on, and the boundary
 /// before `from` (O(chunks checked)).
-pub fn check_chunks_from(at: At, p: &PartitionState, from: usize, seq: u64) -> Checked {
+pub(crate) fn check_chunks_from(at: At, p: &PartitionState, from: usize, seq: u64) -> Checked {
     offsets_dense(at, p, from)?;
     for c in p.chunks.iter().skip(from) {
         chunk_non_empty(at, c)?;
@@ -95,7 +95,7 @@ pub fn check_chunks_from(at: At, p: &PartitionState, from: usize, seq: u64) -> C
 }
 
 /// Invariant: the log start is at most the high watermark.
-pub fn log_start_within_log(at: At, p: &PartitionState) -> Checked {
+pub(crate) fn log_start_within_log(at: At, p: &PartitionState) -> Checked {
     if p.log_start_offset > p.high_watermark {
         return Err(Violation::LogStartPastHighWatermark {
             topic: at.name(),
@@ -108,7 +108,7 @@ pub fn log_start_within_log(at: At, p: &PartitionState) -> Checked {
 }
 
 /// Invariant: a partition without chunks holds no offsets.
-pub fn empty_partition_has_no_offsets(at: At, p: &PartitionState) -> Checked {
+pub(crate) fn empty_partition_has_no_offsets(at: At, p: &PartitionState) -> Checked {
     if p.chunks.is_empty() && p.log_start_offset != p.high_watermark {
         return Err(Violation::OffsetsWithoutChunks {
             topic: at.name(),
@@ -122,7 +122,7 @@ pub fn empty_partition_has_no_offsets(at: At, p: &PartitionState) -> Checked {
 
 /// Invariant: the first chunk holds the log-start offset (retention drops
 /// whole chunks only, and only those wholly before the log start).
-pub fn first_chunk_holds_log_start(at: At, p: &PartitionState) -> Checked {
+pub(crate) fn first_chunk_holds_log_start(at: At, p: &PartitionState) -> Checked {
     let Some(first) = p.chunks.front() else {
         return Ok(());
     };
@@ -139,7 +139,7 @@ pub fn first_chunk_holds_log_start(at: At, p: &PartitionState) -> Checked {
 }
 
 /// Invariant: the last chunk ends at the high watermark.
-pub fn last_chunk_ends_at_high_watermark(at: At, p: &PartitionState) -> Checked {
+pub(crate) fn last_chunk_ends_at_high_watermark(at: At, p: &PartitionState) -> Checked {
     let Some(last) = p.chunks.back() else {
         return Ok(());
     };
@@ -156,7 +156,7 @@ pub fn last_chunk_ends_at_high_watermark(at: At, p: &PartitionState) -> Checked 
 
 /// Invariant 2, offsets dense and unique: from chunk `from` on (and from
 /// the one before it), each chunk starts where the previous one ended.
-pub fn offsets_dense(at: At, p: &PartitionState, from: usize) -> Checked {
+pub(crate) fn offsets_dense(at: At, p: &PartitionState, from: usize) -> Checked {
     let before = from.saturating_sub(1);
     let chunks = p.chunks.iter().skip(before);
     for (a, b) in chunks.clone().zip(chunks.skip(1)) {
@@ -173,7 +173,7 @@ pub fn offsets_dense(at: At, p: &PartitionState, from: usize) -> Checked {
 }
 
 /// Invariant: every chunk holds at least one record and one byte.
-pub fn chunk_non_empty(at: At, c: &ChunkRef) -> Checked {
+pub(crate) fn chunk_non_empty(at: At, c: &ChunkRef) -> Checked {
     if c.record_count == 0 || c.len == 0 {
         return Err(Violation::EmptyChunk {
             topic: at.name(),
@@ -188,7 +188,7 @@ pub fn chunk_non_empty(at: At, c: &ChunkRef) -> Checked {
 
 /// Invariant: a chunk's byte range and offsets can be added up without
 /// overflowing.
-pub fn chunk_range_fits(at: At, c: &ChunkRef) -> Checked {
+pub(crate) fn chunk_range_fits(at: At, c: &ChunkRef) -> Checked {
     let bytes_fit = c.start.checked_add(u64::from(c.len)).is_some();
     let offsets_fit = c
         .base_offset
@@ -206,7 +206,7 @@ pub fn chunk_range_fits(at: At, c: &ChunkRef) -> Checked {
 
 /// Invariant 4, readers see only committed data: an inline chunk points
 /// into the blob of an entry already applied, past that entry's header.
-pub fn inline_chunk_in_applied_entry(at: At, c: &ChunkRef, seq: u64) -> Checked {
+pub(crate) fn inline_chunk_in_applied_entry(at: At, c: &ChunkRef, seq: u64) -> Checked {
     let ObjectRef::Log(entry_seq) = c.object else {
         return Ok(());
     };
@@ -225,7 +225,7 @@ pub fn inline_chunk_in_applied_entry(at: At, c: &ChunkRef, seq: u64) -> Checked 
 
 /// Invariant: a partition's byte count is the sum of its chunks' lengths
 /// (retention by bytes relies on it). O(chunks).
-pub fn bytes_counted(at: At, p: &PartitionState) -> Checked {
+pub(crate) fn bytes_counted(at: At, p: &PartitionState) -> Checked {
     let summed: u64 = p.chunks.iter().map(|c| u64::from(c.len)).sum();
     if summed != p.bytes {
         return Err(Violation::BytesMiscounted {
@@ -239,7 +239,7 @@ pub fn bytes_counted(at: At, p: &PartitionState) -> Checked {
 }
 
 /// Invariant: a topic is filed under its own name.
-pub fn topic_filed_under_its_name(key: &str, t: &TopicState) -> Checked {
+pub(crate) fn topic_filed_under_its_name(key: &str, t: &TopicState) -> Checked {
     if key != t.name {
         return Err(Violation::TopicMisfiled {
             key: key.to_string(),
@@ -251,7 +251,7 @@ pub fn topic_filed_under_its_name(key: &str, t: &TopicState) -> Checked {
 
 /// Invariant: a topic's id is the sequence of the entry that created it,
 /// so it is never past the applied head.
-pub fn topic_id_applied(seq: u64, t: &TopicState) -> Checked {
+pub(crate) fn topic_id_applied(seq: u64, t: &TopicState) -> Checked {
     if t.id == 0 || t.id > seq {
         return Err(Violation::TopicIdAfterHead {
             topic: t.name.clone(),
@@ -263,7 +263,7 @@ pub fn topic_id_applied(seq: u64, t: &TopicState) -> Checked {
 }
 
 /// Invariant: a topic has 1 to `PARTITIONS_MAX` partitions.
-pub fn partition_count_in_range(t: &TopicState) -> Checked {
+pub(crate) fn partition_count_in_range(t: &TopicState) -> Checked {
     let n = t.partitions.len();
     if n == 0 || n > PARTITIONS_MAX as usize {
         return Err(Violation::PartitionCountOutOfRange {
@@ -275,14 +275,14 @@ pub fn partition_count_in_range(t: &TopicState) -> Checked {
 }
 
 /// Every rule of one stream group.
-pub fn check_stream_group(name: &str, g: &StreamGroup) -> Checked {
+pub(crate) fn check_stream_group(name: &str, g: &StreamGroup) -> Checked {
     members_have_generation(name, g)?;
     assignments_subscribed(name, g)?;
     partition_owned_once(name, g)
 }
 
 /// Invariant: a group with members has had at least one rebalance.
-pub fn members_have_generation(name: &str, g: &StreamGroup) -> Checked {
+pub(crate) fn members_have_generation(name: &str, g: &StreamGroup) -> Checked {
     if !g.members.is_empty() && g.generation == 0 {
         return Err(Violation::MembersWithoutGeneration {
             group: name.to_string(),
@@ -292,7 +292,7 @@ pub fn members_have_generation(name: &str, g: &StreamGroup) -> Checked {
 }
 
 /// Invariant: a member owns only partitions of topics it subscribes to.
-pub fn assignments_subscribed(name: &str, g: &StreamGroup) -> Checked {
+pub(crate) fn assignments_subscribed(name: &str, g: &StreamGroup) -> Checked {
     for (id, m) in &g.members {
         if let Some((t, p)) = m.assignments.iter().find(|tp| !m.topics.contains(&tp.0)) {
             return Err(Violation::AssignmentNotSubscribed {
@@ -307,7 +307,7 @@ pub fn assignments_subscribed(name: &str, g: &StreamGroup) -> Checked {
 }
 
 /// Invariant: no partition is owned by two members of a group.
-pub fn partition_owned_once(name: &str, g: &StreamGroup) -> Checked {
+pub(crate) fn partition_owned_once(name: &str, g: &StreamGroup) -> Checked {
     let mut owner: BTreeMap<(&str, u32), &str> = BTreeMap::new();
     for (id, m) in &g.members {
         for (t, p) in &m.assignments {
@@ -326,7 +326,7 @@ pub fn partition_owned_once(name: &str, g: &StreamGroup) -> Checked {
 }
 
 /// Every rule of one queue group, over all its partitions (O(its window)).
-pub fn check_queue(name: &str, q: &QueueGroup) -> Checked {
+pub(crate) fn check_queue(name: &str, q: &QueueGroup) -> Checked {
     for (t, ps) in &q.partitions {
         for (p, qp) in ps {
             let at = At {
@@ -342,7 +342,7 @@ pub fn check_queue(name: &str, q: &QueueGroup) -> Checked {
 }
 
 /// Invariant: the ack floor never passes the next new offset.
-pub fn queue_floor_within_next(name: &str, at: At, qp: &QueuePartition) -> Checked {
+pub(crate) fn queue_floor_within_next(name: &str, at: At, qp: &QueuePartition) -> Checked {
     if qp.floor > qp.next {
         return Err(Violation::QueueFloorPastNext {
             group: name.to_string(),
@@ -357,7 +357,7 @@ pub fn queue_floor_within_next(name: &str, at: At, qp: &QueuePartition) -> Check
 
 /// Invariant: tracked messages lie in `[floor, next)`: the floor never
 /// passes an unsettled message, and nothing past `next` was delivered.
-pub fn queue_messages_within_window(name: &str, at: At, qp: &QueuePartition) -> Checked {
+pub(crate) fn queue_messages_within_window(name: &str, at: At, qp: &QueuePartition) -> Checked {
     let outside = qp.msgs.keys().find(|o| **o < qp.floor || **o >= qp.next);
     if let Some(offset) = outside {
         return Err(Violation::QueueMessageOutsideWindow {
@@ -374,7 +374,7 @@ pub fn queue_messages_within_window(name: &str, at: At, qp: &QueuePartition) -> 
 
 /// Invariant: a tracked message was delivered at least once (messages
 /// enter the window only by being leased).
-pub fn queue_messages_delivered(name: &str, at: At, qp: &QueuePartition) -> Checked {
+pub(crate) fn queue_messages_delivered(name: &str, at: At, qp: &QueuePartition) -> Checked {
     if let Some((offset, _)) = qp.msgs.iter().find(|(_, m)| m.deliveries == 0) {
         return Err(Violation::QueueMessageUndelivered {
             group: name.to_string(),
@@ -387,7 +387,7 @@ pub fn queue_messages_delivered(name: &str, at: At, qp: &QueuePartition) -> Chec
 }
 
 /// Invariant 9: the commit ids remembered for de-duplication are bounded.
-pub fn recent_commits_bounded(state: &State) -> Checked {
+pub(crate) fn recent_commits_bounded(state: &State) -> Checked {
     let count = state.recent_commits.len();
     if count > RECENT_COMMITS_MAX {
         return Err(Violation::TooManyRecentCommits { count });
@@ -396,7 +396,7 @@ pub fn recent_commits_bounded(state: &State) -> Checked {
 }
 
 /// Invariant 9: the results remembered per idempotent producer are bounded.
-pub fn producer_results_bounded(producer: u64, p: &ProducerState) -> Checked {
+pub(crate) fn producer_results_bounded(producer: u64, p: &ProducerState) -> Checked {
     let count = p.recent.len();
     if count > PRODUCER_RECENT_MAX {
         return Err(Violation::TooManyProducerResults { producer, count });

@@ -15,12 +15,14 @@ use std::sync::Arc;
 /// The object that holds a chunk's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ObjectRef {
+    /// A segment object, by key.
     Segment(Arc<str>),
     /// Inline in the log entry at this sequence.
     Log(u64),
 }
 
 impl ObjectRef {
+    /// The object's key in the store.
     pub fn key(&self) -> String {
         match self {
             ObjectRef::Segment(k) => k.to_string(),
@@ -32,28 +34,39 @@ impl ObjectRef {
 /// One committed chunk of a partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkRef {
+    /// The offset of the chunk's first record.
     pub base_offset: u64,
+    /// Records in the chunk.
     pub record_count: u32,
+    /// The newest record timestamp in the chunk, ms since the epoch.
     pub max_timestamp_ms: i64,
+    /// CRC-32C of the chunk's bytes.
     pub crc32c: u32,
+    /// The object that holds the chunk's bytes.
     pub object: ObjectRef,
     /// Byte range within the object.
     pub start: u64,
+    /// The chunk's length in bytes.
     pub len: u32,
 }
 
 impl ChunkRef {
+    /// One past the chunk's last offset.
     pub fn end_offset(&self) -> u64 {
         self.base_offset + self.record_count as u64
     }
 }
 
+/// One partition's offset index.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionState {
+    /// The first readable offset; retention and trims move it forward.
     pub log_start_offset: u64,
+    /// The offset the next appended record gets.
     pub high_watermark: u64,
     /// Dense, ordered chunks covering `[first.base, high_watermark)`.
     pub chunks: VecDeque<ChunkRef>,
+    /// Bytes of the chunks, for size-based retention.
     pub bytes: u64,
 }
 
@@ -70,23 +83,31 @@ impl PartitionState {
     }
 }
 
+/// A topic as the log knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicState {
     /// The sequence of the entry that created the topic: unique forever.
     pub id: u64,
+    /// The topic's name.
     pub name: String,
+    /// Its retention.
     pub config: TopicConfig,
+    /// When it was created, on the log's clock (ms since the epoch).
     pub created_ms: u64,
+    /// Its partitions, by number.
     pub partitions: Vec<PartitionState>,
 }
 
 /// Results of an idempotent producer's recent requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerState {
+    /// The producer's current epoch; requests of older epochs are fenced.
     pub epoch: u32,
+    /// The last sequence applied for the current epoch.
     pub last_sequence: u64,
     /// `(sequence, base offset of each chunk)` of the last few requests.
     pub recent: VecDeque<(u64, Vec<u64>)>,
+    /// When the producer was last seen, on the log's clock; idle producers are forgotten.
     pub last_seen_ms: u64,
 }
 
@@ -97,12 +118,16 @@ pub struct State {
     pub seq: u64,
     /// The log's clock: the largest writer timestamp seen so far.
     pub clock_ms: u64,
+    /// Live topics, by name.
     pub topics: BTreeMap<String, TopicState>,
+    /// Idempotent producers, by id.
     pub producers: BTreeMap<u64, ProducerState>,
     /// Commit ids of recent entries, so an entry that somehow lands twice
     /// is applied once.
     pub recent_commits: VecDeque<u128>,
+    /// Stream groups, by name.
     pub stream_groups: BTreeMap<String, StreamGroup>,
+    /// Queue groups, by name.
     pub queues: BTreeMap<String, QueueGroup>,
 }
 
@@ -120,12 +145,14 @@ pub fn checkpoint_key(seq: u64) -> String {
 }
 
 impl State {
+    /// The topic of this name, or `UnknownTopic`.
     pub fn topic(&self, name: &str) -> Result<&TopicState> {
         self.topics.get(name).ok_or_else(|| Error::UnknownTopic {
             topic: name.to_string(),
         })
     }
 
+    /// The partition, or `UnknownTopic` / `UnknownPartition`.
     pub fn partition(&self, topic: &str, partition: u32) -> Result<&PartitionState> {
         let t = self.topic(topic)?;
         t.partitions
@@ -162,6 +189,8 @@ impl State {
         Ok(buf.freeze())
     }
 
+    /// Decode a checkpoint read from `key` (named in errors); `Corrupt` if the magic, version
+    /// or CRC is wrong.
     pub fn decode_checkpoint(key: &str, bytes: &[u8]) -> Result<State> {
         if bytes.len() < CHECKPOINT_HEADER_BYTES
             || &bytes[..CHECKPOINT_VERSION_AT] != CHECKPOINT_MAGIC

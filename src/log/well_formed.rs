@@ -13,7 +13,7 @@ use super::violation::Violation;
 type Checked = Result<(), Violation>;
 
 /// Check `e` before it is written: its header and body, and every chunk.
-pub fn check_entry(e: &EncodedEntry) -> Checked {
+pub(crate) fn check_entry(e: &EncodedEntry) -> Checked {
     entry_header_consistent(e)?;
     let id = e.entry.commit_id;
     for c in e
@@ -34,7 +34,7 @@ pub fn check_entry(e: &EncodedEntry) -> Checked {
 
 /// Rule: the stored bytes are this entry's: the current version, lengths
 /// that add up, this blob, and a body that matches its checksum.
-pub fn entry_header_consistent(e: &EncodedEntry) -> Checked {
+pub(crate) fn entry_header_consistent(e: &EncodedEntry) -> Checked {
     let commit_id = e.entry.commit_id;
     let broken = |detail| Err(Violation::EntryHeaderInconsistent { commit_id, detail });
     let Some(h) = EntryHeader::read(&e.bytes) else {
@@ -55,7 +55,7 @@ pub fn entry_header_consistent(e: &EncodedEntry) -> Checked {
 
 /// Rule: a chunk holds at least one record and one byte (what the state's
 /// `chunk_non_empty` requires of every committed chunk).
-pub fn chunk_intent_non_empty(commit_id: u128, c: &ChunkIntent) -> Checked {
+pub(crate) fn chunk_intent_non_empty(commit_id: u128, c: &ChunkIntent) -> Checked {
     let len = match c.location {
         Location::Segment { len, .. } | Location::Inline { len, .. } => len,
     };
@@ -73,7 +73,7 @@ pub fn chunk_intent_non_empty(commit_id: u128, c: &ChunkIntent) -> Checked {
 
 /// Rule, invariant 7: an inline chunk lies inside the entry's blob and
 /// matches its checksum (what every reader's decode checks).
-pub fn inline_chunk_sound(commit_id: u128, c: &ChunkIntent, blob: &[u8]) -> Checked {
+pub(crate) fn inline_chunk_sound(commit_id: u128, c: &ChunkIntent, blob: &[u8]) -> Checked {
     let Location::Inline { start, len } = c.location else {
         return Ok(());
     };
@@ -92,7 +92,7 @@ pub fn inline_chunk_sound(commit_id: u128, c: &ChunkIntent, blob: &[u8]) -> Chec
 }
 
 /// Rule: a segment chunk names its segment.
-pub fn segment_named(commit_id: u128, c: &ChunkIntent) -> Checked {
+pub(crate) fn segment_named(commit_id: u128, c: &ChunkIntent) -> Checked {
     match &c.location {
         Location::Segment { key, .. } if key.is_empty() => Err(Violation::SegmentKeyMissing {
             commit_id,

@@ -32,9 +32,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
+    /// Records stored as they are.
     #[default]
     None,
+    /// LZ4: fast, a modest ratio.
     Lz4,
+    /// Zstandard: a better ratio for more CPU.
     Zstd,
 }
 
@@ -65,9 +68,13 @@ impl Compression {
 /// A record as producers send it and consumers receive it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Record {
+    /// The record's key; `None` is a null key (not an empty one).
     pub key: Option<Bytes>,
+    /// The record's value; `None` is a null value (a tombstone in Kafka terms).
     pub value: Option<Bytes>,
+    /// Headers in the order sent; names may repeat.
     pub headers: Vec<(String, Bytes)>,
+    /// The producer's timestamp, ms since the epoch.
     pub timestamp_ms: i64,
 }
 
@@ -89,8 +96,12 @@ impl Record {
 /// What the log records about a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkMeta {
+    /// Records in the chunk.
     pub record_count: u32,
+    /// The newest record timestamp in the chunk, ms since the epoch (for time-based retention
+    /// and reset).
     pub max_timestamp_ms: i64,
+    /// CRC-32C of the chunk's bytes, checked on every read.
     pub crc32c: u32,
 }
 

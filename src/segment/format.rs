@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
+/// The first four bytes of every segment object.
 pub const SEGMENT_MAGIC: &[u8; 4] = b"SKSG";
 const VERSION: u16 = 1;
 const TRAILER_BYTES: usize = 14;
@@ -26,11 +27,17 @@ const FOOTER_BYTES_RESERVED: usize = 4096;
 /// Where one chunk sits in a segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FooterEntry {
+    /// The topic of the chunk's records.
     pub topic: String,
+    /// Their partition.
     pub partition: u32,
+    /// The chunk's first byte in the segment.
     pub start: u64,
+    /// The chunk's length in bytes.
     pub len: u32,
+    /// Records in the chunk.
     pub record_count: u32,
+    /// CRC-32C of the chunk's bytes.
     pub crc32c: u32,
 }
 
@@ -42,6 +49,7 @@ pub struct SegmentBuilder {
 }
 
 impl SegmentBuilder {
+    /// An empty segment.
     pub fn new() -> Self {
         Self::default()
     }
@@ -75,14 +83,18 @@ impl SegmentBuilder {
         start
     }
 
+    /// Whether no chunk was added.
     pub fn is_empty(&self) -> bool {
         self.footer.is_empty()
     }
 
+    /// Bytes of chunks added so far (without the footer).
     pub fn data_bytes(&self) -> usize {
         self.buf.len()
     }
 
+    /// The segment body: the chunks, then the footer that indexes them and the trailer that
+    /// finds the footer.
     pub fn finish(mut self) -> Bytes {
         let footer = postcard::to_allocvec(&self.footer).unwrap_or_default();
         self.buf.extend_from_slice(&footer);

@@ -17,9 +17,14 @@ use crate::node::Node;
 /// gets its default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueSettings {
+    /// The topics to deliver from; at least one.
     pub topics: Vec<String>,
+    /// Deliveries before dead-lettering; `None`: `MAX_DELIVERIES_DEFAULT`.
     pub max_deliveries: Option<u32>,
+    /// Lease length, in ms; `None`: `VISIBILITY_MS_DEFAULT`.
     pub visibility_ms: Option<u64>,
+    /// Messages per partition between the ack floor and the newest leased; `None`:
+    /// `IN_FLIGHT_MAX_DEFAULT`.
     pub in_flight_max: Option<u64>,
 }
 
@@ -84,8 +89,11 @@ pub fn visibility_or_default(node: &Node, group: &str, requested: Option<u64>) -
 /// A queue group as a describe reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueInfo {
+    /// The group's name.
     pub group: String,
+    /// Its settings.
     pub config: QueueConfig,
+    /// The topic its dead letters go to.
     pub dlq_topic: String,
     /// Every partition of the group's topics that still exist.
     pub partitions: Vec<QueuePartitionInfo>,
@@ -94,8 +102,11 @@ pub struct QueueInfo {
 /// One partition of a queue group's topics and its message counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuePartitionInfo {
+    /// The topic.
     pub topic: String,
+    /// The partition.
     pub partition: u32,
+    /// How many messages are settled, leased, pending and dead here.
     pub counts: QueueCounts,
 }
 

@@ -18,11 +18,17 @@ const RECEIVE_POLL_MS: u64 = 200;
 /// A leased message with its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// Settles this delivery; see `Receipt::encode`.
     pub receipt: String,
+    /// The topic the message came from.
     pub topic: String,
+    /// Its partition.
     pub partition: u32,
+    /// Its offset.
     pub offset: u64,
+    /// Times it was delivered, this delivery included.
     pub delivery_count: u32,
+    /// The record as it was produced.
     pub record: Record,
 }
 
@@ -103,8 +109,12 @@ pub const RECEIVE_WAIT_MS_MAX: u64 = 30_000;
 /// or the default setting.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReceiveOptions {
+    /// Messages to lease at most; `None`: `RECEIVE_MESSAGES_DEFAULT`.
     pub max_messages: Option<u32>,
+    /// The lease length, in ms; `None`: the queue's visibility.
     pub visibility_ms: Option<u64>,
+    /// Long-poll this long, in ms, when nothing is ready (capped at `RECEIVE_WAIT_MS_MAX`);
+    /// `None`: answer at once.
     pub wait_ms: Option<u64>,
     /// Create the group over these topics, with default settings, if it
     /// does not exist.
@@ -222,9 +232,19 @@ async fn bodies(
 /// What to do with receipts.
 #[derive(Debug, Clone, Copy)]
 pub enum Settle {
+    /// Done with the message: it is never delivered again.
     Ack,
-    Nack { delay_ms: u64 },
-    Extend { visibility_ms: u64 },
+    /// Give the message back: redeliver it after `delay_ms` (0: at once), or dead-letter it if
+    /// it is out of deliveries.
+    Nack {
+        /// How long until the message may be delivered again, in ms.
+        delay_ms: u64,
+    },
+    /// Keep the lease `visibility_ms` longer from now.
+    Extend {
+        /// The new lease length, counted from now, in ms.
+        visibility_ms: u64,
+    },
 }
 
 /// An extend to `requested` ms, else to the queue's visibility timeout.

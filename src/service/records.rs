@@ -29,14 +29,18 @@ pub struct Unplaced {
     pub topic: Option<String>,
     /// Its partition, if the record names one.
     pub partition: Option<u32>,
+    /// The record to append.
     pub record: Record,
 }
 
 /// Where a produced record went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Produced {
+    /// The topic the record was appended to.
     pub topic: String,
+    /// Its partition.
     pub partition: u32,
+    /// Its offset there.
     pub offset: u64,
 }
 
@@ -138,7 +142,11 @@ pub async fn produce(node: &Node, request: ProduceRequest) -> Result<Vec<Produce
 pub struct FetchOptions {
     /// Where to start; the log start when absent.
     pub offset: Option<u64>,
+    /// Records to return at most; `None`: `FETCH_RECORDS_DEFAULT`, capped at
+    /// `FETCH_RECORDS_MAX`.
     pub max_records: Option<usize>,
+    /// Bytes to return at most, about; `None`: `FETCH_BYTES_DEFAULT`, capped at
+    /// `FETCH_BYTES_MAX`.
     pub max_bytes: Option<usize>,
     /// How long to wait for records past the high watermark.
     pub wait_ms: Option<u64>,

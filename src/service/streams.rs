@@ -12,8 +12,11 @@ use crate::node::Node;
 /// A partition a member owns, with where to resume.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Owned {
+    /// The topic of the owned partition.
     pub topic: String,
+    /// The partition.
     pub partition: u32,
+    /// Where to resume: the committed offset, else the log start.
     pub offset: u64,
 }
 
@@ -50,8 +53,11 @@ pub fn owned(node: &Node, group: &str, a: &Assignment) -> Vec<Owned> {
 /// A stream group as a describe reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupInfo {
+    /// The group's name.
     pub group: String,
+    /// Its current generation.
     pub generation: u64,
+    /// Its live members.
     pub members: Vec<MemberInfo>,
     /// Every committed offset, with the partition's lag behind it.
     pub offsets: Vec<GroupOffset>,
@@ -60,17 +66,24 @@ pub struct GroupInfo {
 /// A member, the topics it joined for and what it owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberInfo {
+    /// The member's id.
     pub member_id: String,
+    /// The topics it subscribed to.
     pub topics: Vec<String>,
+    /// The partitions it owns now, with where each resumes.
     pub assignments: Vec<Owned>,
 }
 
 /// A committed offset and how far the partition's high watermark is past it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupOffset {
+    /// The topic of the partition.
     pub topic: String,
+    /// The partition.
     pub partition: u32,
+    /// The committed offset: the next record the group reads.
     pub offset: u64,
+    /// Records between the committed offset and the high watermark.
     pub lag: u64,
 }
 
@@ -117,6 +130,7 @@ pub fn group_names(node: &Node) -> Vec<String> {
     node.log().state().stream_groups.keys().cloned().collect()
 }
 
+/// Join `group` as a new member subscribed to `topics`; its new member id and assignment.
 pub async fn join(
     node: &Node,
     group: &str,
@@ -144,6 +158,7 @@ pub async fn join(
     Ok((member_id, a))
 }
 
+/// Keep `member_id` of `group` alive; its current assignment.
 pub async fn heartbeat(node: &Node, group: &str, member_id: &str) -> Result<Assignment> {
     validate_member(group, member_id)?;
     let intent = Intent::Heartbeat {
@@ -153,6 +168,7 @@ pub async fn heartbeat(node: &Node, group: &str, member_id: &str) -> Result<Assi
     expect_assigned(node.commit_intent(intent).await?)
 }
 
+/// Remove `member_id` from `group`; its partitions go to the others.
 pub async fn leave(node: &Node, group: &str, member_id: &str) -> Result<()> {
     validate_member(group, member_id)?;
     let intent = Intent::LeaveGroup {
@@ -162,6 +178,8 @@ pub async fn leave(node: &Node, group: &str, member_id: &str) -> Result<()> {
     expect_done(node.commit_intent(intent).await?)
 }
 
+/// Commit `offsets` (topic, partition, next offset) for `member_id`, refused unless
+/// `generation` is current and the member owns each partition.
 pub async fn commit_offsets(
     node: &Node,
     group: &str,
@@ -182,10 +200,13 @@ pub async fn commit_offsets(
 /// Where a reset moves a group's offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResetTo {
+    /// Every partition to its first readable offset.
     Earliest,
+    /// Every partition to its high watermark (only new records).
     Latest,
     /// The first chunk holding a record at or after this time.
     Timestamp(i64),
+    /// Every partition to this offset.
     Offset(u64),
 }
 

@@ -23,6 +23,8 @@ pub struct ObjectStoreBackend {
 }
 
 impl ObjectStoreBackend {
+    /// A store over an `object_store` backend whose keys live under `prefix`; `url` is kept for
+    /// messages and `url()`.
     pub fn new(inner: Arc<dyn ObjectStore>, prefix: &str, url: &str) -> Self {
         let prefix = prefix.trim_matches('/');
         ObjectStoreBackend {
@@ -36,6 +38,7 @@ impl ObjectStoreBackend {
         }
     }
 
+    /// The URL this store was opened from.
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -2,8 +2,9 @@
 //! by operation, key prefix, the Nth matching call or a probability, and
 //! fail them (synthetic 503), delay them, hold them until released, report
 //! a timeout after the call really landed, or "crash" the store so every
-//! later call fails (a killed process). It must never be used in production
-//! paths other than `skiff bench --faults`.
+//! later call fails (a killed process). It is compiled only for tests (the
+//! crate's own, or with the `testing` feature) and must never be used in
+//! production paths.
 
 use super::{ObjectInfo, PutMode, SharedStore, Store, StoreError, StoreErrorKind, StoreResult};
 use async_trait::async_trait;
@@ -20,9 +21,13 @@ use tokio::sync::Notify;
 /// The kind of store call a rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// PUTs, overwrite and create-if-absent.
     Put,
+    /// GETs, whole and ranged.
     Get,
+    /// LISTs.
     List,
+    /// DELETEs.
     Delete,
 }
 
@@ -56,9 +61,11 @@ pub struct Gate {
 }
 
 impl Gate {
+    /// A closed gate.
     pub fn new() -> Arc<Self> {
         Arc::new(Gate::default())
     }
+    /// Release every call held at the gate, and let later ones pass at once.
     pub fn open(&self) {
         self.open.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
@@ -89,7 +96,9 @@ impl Gate {
 /// Which calls a fault applies to.
 #[derive(Debug, Clone)]
 pub struct FaultRule {
+    /// The kind of call matched; `None` matches every kind.
     pub op: Option<Op>,
+    /// Only calls on keys (or list prefixes) that start with this; `""` matches all.
     pub key_prefix: String,
     /// Only the Nth matching call (1-based); `None` means every match.
     pub nth: Option<u64>,
@@ -97,10 +106,13 @@ pub struct FaultRule {
     pub probability: f64,
     /// How many hits at most; `None` = unlimited.
     pub times: Option<u64>,
+    /// What happens to a hit call.
     pub fault: Fault,
 }
 
 impl FaultRule {
+    /// A rule hitting every `op` call on keys under `key_prefix` with `fault`; narrow it with
+    /// `nth`, `probability` and `times`.
     pub fn new(op: Op, key_prefix: &str, fault: Fault) -> Self {
         FaultRule {
             op: Some(op),
@@ -111,14 +123,17 @@ impl FaultRule {
             fault,
         }
     }
+    /// Hit only the `n`th matching call (1-based).
     pub fn nth(mut self, n: u64) -> Self {
         self.nth = Some(n);
         self
     }
+    /// Hit a matching call with chance `p` (drawn from the store's seeded generator).
     pub fn probability(mut self, p: f64) -> Self {
         self.probability = p;
         self
     }
+    /// Hit at most `n` calls, then let matches pass.
     pub fn times(mut self, n: u64) -> Self {
         self.times = Some(n);
         self
@@ -132,6 +147,8 @@ struct RuleState {
     hits: u64,
 }
 
+/// A wrapper that fails, delays, holds or "crashes" the calls its rules pick, for fault tests;
+/// the rules' random draws are seeded, so a run replays.
 #[derive(Debug)]
 pub struct FaultStore {
     inner: SharedStore,
@@ -141,6 +158,7 @@ pub struct FaultStore {
 }
 
 impl FaultStore {
+    /// Pass calls through to `inner` until a rule is added; `seed` seeds the probability draws.
     pub fn new(inner: SharedStore, seed: u64) -> Self {
         FaultStore {
             inner,
@@ -149,6 +167,7 @@ impl FaultStore {
             crashed: AtomicBool::new(false),
         }
     }
+    /// Add a rule; rules are checked in the order added, and the first that hits decides.
     pub fn add(&self, rule: FaultRule) {
         self.rules.lock().push(RuleState {
             rule,
@@ -156,9 +175,11 @@ impl FaultStore {
             hits: 0,
         });
     }
+    /// Remove every rule: calls pass through again (unless crashed).
     pub fn clear(&self) {
         self.rules.lock().clear();
     }
+    /// Fail every later call, as if the process died; not undone by `clear`.
     pub fn crash(&self) {
         self.crashed.store(true, Ordering::SeqCst);
     }

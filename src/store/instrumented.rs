@@ -15,16 +15,24 @@ use tracing::Instrument;
 /// Live counters, shared with whoever reports them.
 #[derive(Debug, Default)]
 pub struct StoreStats {
+    /// Successful PUTs.
     pub puts: AtomicU64,
+    /// Bytes of successful PUTs.
     pub put_bytes: AtomicU64,
+    /// Successful GETs, whole and ranged.
     pub gets: AtomicU64,
+    /// Bytes returned by successful GETs.
     pub get_bytes: AtomicU64,
+    /// Successful LISTs.
     pub lists: AtomicU64,
+    /// Successful DELETEs.
     pub deletes: AtomicU64,
+    /// Calls of any kind that failed.
     pub errors: AtomicU64,
     /// When a PUT last succeeded (or found its object existing), and when
     /// one last failed: ms on [`stats_clock_ms`], 0 for never.
     pub put_ok_at_ms: AtomicU64,
+    /// When a PUT last failed: ms on [`stats_clock_ms`], 0 for never.
     pub put_failed_at_ms: AtomicU64,
     /// The last failed PUT's error.
     pub put_last_error: parking_lot::Mutex<String>,
@@ -49,12 +57,19 @@ pub struct PutsFailing {
 /// A copy of [`StoreStats`] at one instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StoreStatsSnapshot {
+    /// Successful PUTs.
     pub puts: u64,
+    /// Bytes of successful PUTs.
     pub put_bytes: u64,
+    /// Successful GETs, whole and ranged.
     pub gets: u64,
+    /// Bytes returned by successful GETs.
     pub get_bytes: u64,
+    /// Successful LISTs.
     pub lists: u64,
+    /// Successful DELETEs.
     pub deletes: u64,
+    /// Calls of any kind that failed.
     pub errors: u64,
 }
 
@@ -87,6 +102,7 @@ impl StoreStats {
         }
     }
 
+    /// The counters now, as plain numbers (each read on its own, not one atomic view).
     pub fn snapshot(&self) -> StoreStatsSnapshot {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         StoreStatsSnapshot {
@@ -101,6 +117,8 @@ impl StoreStats {
     }
 }
 
+/// A wrapper that counts every call and its bytes into shared [`StoreStats`] (for `/metrics`
+/// and the bench's cost estimate).
 #[derive(Debug)]
 pub struct InstrumentedStore {
     inner: SharedStore,
@@ -108,12 +126,14 @@ pub struct InstrumentedStore {
 }
 
 impl InstrumentedStore {
+    /// Count the calls made to `inner` in fresh, zeroed stats.
     pub fn new(inner: SharedStore) -> Self {
         InstrumentedStore {
             inner,
             stats: Arc::new(StoreStats::default()),
         }
     }
+    /// The live counters, shared with whoever reports them.
     pub fn stats(&self) -> Arc<StoreStats> {
         self.stats.clone()
     }

@@ -15,7 +15,9 @@ use std::time::Duration;
 /// The round-trip time of one kind of call, as two percentiles in ms.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OpLatency {
+    /// The median round trip, in ms; 0 or less adds no delay.
     pub p50_ms: f64,
+    /// The 99th-percentile round trip, in ms (taken as the median if smaller).
     pub p99_ms: f64,
 }
 
@@ -39,7 +41,9 @@ impl OpLatency {
 /// Latencies for writes (PUT, DELETE) and reads (GET, LIST).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LatencyProfile {
+    /// Latency added to writes (PUT and DELETE).
     pub put: OpLatency,
+    /// Latency added to reads (GET, ranged GET and LIST).
     pub get: OpLatency,
 }
 
@@ -93,6 +97,8 @@ impl LatencyProfile {
     }
 }
 
+/// A wrapper that delays every call by a latency drawn from a [`LatencyProfile`], to run the
+/// bench or a test as if on a remote store.
 #[derive(Debug)]
 pub struct LatencyStore {
     inner: SharedStore,
@@ -101,6 +107,8 @@ pub struct LatencyStore {
 }
 
 impl LatencyStore {
+    /// Delay calls to `inner` by `profile`, drawing from a generator seeded with `seed` (a
+    /// fixed seed draws the same delays).
     pub fn new(inner: SharedStore, profile: LatencyProfile, seed: u64) -> Self {
         LatencyStore {
             inner,

@@ -6,12 +6,15 @@
 
 mod aws_chain;
 mod backend;
+#[cfg(any(test, feature = "testing"))]
 mod fault;
 mod instrumented;
 mod latency;
 mod retry;
 
 pub use backend::{open, open_s3_with_endpoint, ObjectStoreBackend};
+/// Test-only: the fault-injecting store (needs the `testing` feature).
+#[cfg(any(test, feature = "testing"))]
 pub use fault::{Fault, FaultRule, FaultStore, Gate, Op};
 pub use instrumented::{InstrumentedStore, StoreStats, StoreStatsSnapshot};
 pub use latency::{LatencyProfile, LatencyStore, OpLatency};
@@ -34,7 +37,9 @@ pub enum PutMode {
 /// One listed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
+    /// The object's key, relative to the store's root.
     pub key: String,
+    /// The object's size in bytes.
     pub size: u64,
     /// Last-modified time by the store's own clock, ms since the epoch.
     pub last_modified_ms: u64,
@@ -43,7 +48,9 @@ pub struct ObjectInfo {
 /// What went wrong with a store call, as far as the caller must act on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreErrorKind {
+    /// No object at the key.
     NotFound,
+    /// A create-if-absent PUT found an object at the key.
     AlreadyExists,
     /// The call failed and may be retried (5xx, throttling, connection reset).
     Transient,
@@ -57,13 +64,18 @@ pub enum StoreErrorKind {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("store {op} {key}: {kind:?}: {message}")]
 pub struct StoreError {
+    /// What the caller must act on.
     pub kind: StoreErrorKind,
+    /// The store call: `put`, `get`, `get_range`, `list`, `delete` or `open`.
     pub op: &'static str,
+    /// The object key (or list prefix, or store URL) the call was about.
     pub key: String,
+    /// The backend's own description of the failure.
     pub message: String,
 }
 
 impl StoreError {
+    /// A failed `op` on `key`, of this `kind`.
     pub fn new(
         kind: StoreErrorKind,
         op: &'static str,
@@ -77,11 +89,13 @@ impl StoreError {
             message: message.into(),
         }
     }
+    /// Whether there was no object at the key.
     pub fn is_not_found(&self) -> bool {
         self.kind == StoreErrorKind::NotFound
     }
 }
 
+/// A store call's result.
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Skiff's view of an object store. Keys are relative to the store's root.
@@ -115,4 +129,5 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn delete(&self, key: &str) -> StoreResult<()>;
 }
 
+/// A store shared between the layers and tasks of an agent.
 pub type SharedStore = Arc<dyn Store>;

@@ -17,7 +17,10 @@ use std::time::Duration;
 pub struct RetryPolicy {
     /// Attempts in all, including the first.
     pub attempts_max: u32,
+    /// The wait before the first retry, in ms; each retry doubles it (plus up to half again of
+    /// jitter).
     pub backoff_initial_ms: u64,
+    /// The longest wait between retries, in ms.
     pub backoff_max_ms: u64,
     /// Each attempt is abandoned (reported as `Timeout`) after this long.
     pub attempt_timeout_ms: u64,
@@ -34,6 +37,8 @@ impl Default for RetryPolicy {
     }
 }
 
+/// A wrapper that retries `Transient` and `Timeout` failures by its [`RetryPolicy`]; a create-
+/// if-absent PUT retried after a timeout may find its own object (see [`create_resolving`]).
 #[derive(Debug)]
 pub struct RetryStore {
     inner: SharedStore,
@@ -45,6 +50,7 @@ fn retryable(e: &StoreError) -> bool {
 }
 
 impl RetryStore {
+    /// Retry calls to `inner` by `policy`.
     pub fn new(inner: SharedStore, policy: RetryPolicy) -> Self {
         RetryStore { inner, policy }
     }
