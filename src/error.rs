@@ -158,6 +158,10 @@ pub enum Error {
         /// When to retry, in ms: a few batch lingers (at least 100 ms).
         retry_after_ms: u64,
     },
+    /// A request the caller must fix, its message shown as it is (the
+    /// front ends' own checks: a zero count, a record without a topic).
+    #[error("{0}")]
+    BadRequest(String),
     /// The request is malformed; the message says what to fix.
     #[error("invalid request: {0}")]
     Invalid(String),
@@ -206,7 +210,7 @@ impl Error {
             Error::Backpressure { .. } | Error::ShuttingDown | Error::CommitUncertain(_) => {
                 ErrorKind::Unavailable
             }
-            Error::Invalid(_) => ErrorKind::Invalid,
+            Error::Invalid(_) | Error::BadRequest(_) => ErrorKind::Invalid,
             Error::Rejected(r) => match r.kind {
                 RejectKind::NotFound => ErrorKind::NotFound,
                 RejectKind::Conflict => ErrorKind::Conflict,
@@ -285,5 +289,11 @@ mod tests {
         );
         assert_eq!(Error::OverLimit("x".into()).code(), "too_large");
         assert_eq!(Error::Internal("x".into()).retry_after_ms(), None);
+        let bare = Error::BadRequest("max_records must be at least 1".into());
+        assert_eq!(bare.to_string(), "max_records must be at least 1");
+        assert_eq!(
+            (bare.kind(), bare.code()),
+            (ErrorKind::Invalid, "invalid_request")
+        );
     }
 }

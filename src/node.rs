@@ -28,11 +28,17 @@ const TAIL_BACKOFF_MS_MAX: u64 = 5_000;
 pub struct NodeConfig {
     /// Names this agent in log entries; random if not set.
     pub agent_id: Option<String>,
+    /// The commit log's settings.
     pub log: LogConfig,
+    /// The write path's settings and limits.
     pub ingest: IngestConfig,
+    /// The read path's settings.
     pub fetch: FetchConfig,
+    /// Garbage collection's settings.
     pub gc: GcConfig,
+    /// Retries and timeouts of every store call.
     pub retry: RetryPolicy,
+    /// Bytes of chunks the read cache holds at most.
     pub cache_bytes_max: usize,
     /// How often the tailer looks for other agents' commits.
     pub tail_interval_ms: u64,
@@ -59,24 +65,34 @@ impl Default for NodeConfig {
 /// A partition's offsets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionInfo {
+    /// The partition number.
     pub partition: u32,
+    /// The first offset still held (retention moves it up).
     pub log_start_offset: u64,
+    /// The offset the next record gets.
     pub high_watermark: u64,
 }
 
 /// A topic as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TopicInfo {
+    /// The topic's name.
     pub name: String,
+    /// How many partitions it has.
     pub partitions: u32,
+    /// Records older than this are trimmed, in ms; `None` keeps them.
     pub retention_ms: Option<u64>,
+    /// A partition is trimmed to about this size, in bytes; `None` keeps all.
     pub retention_bytes: Option<u64>,
+    /// Each partition's offsets, in partition order.
     pub partition_offsets: Vec<PartitionInfo>,
 }
 
 pub use crate::log::validate_topic_name;
 
 #[derive(Debug)]
+/// One agent's core: the commit log, the write and read paths, the cache
+/// and the background loops (tailing, retention, GC), over one store.
 pub struct Node {
     agent_id: String,
     store: SharedStore,
@@ -159,24 +175,31 @@ impl Node {
         self.clock.wall_ms()
     }
 
+    /// The name this agent writes into log entries and leases.
     pub fn agent_id(&self) -> &str {
         &self.agent_id
     }
+    /// The commit log this agent reads and writes.
     pub fn log(&self) -> &Arc<CommitLog> {
         &self.log
     }
+    /// The store this agent runs on.
     pub fn store(&self) -> &SharedStore {
         &self.store
     }
+    /// Counters of this agent's store calls.
     pub fn store_stats(&self) -> &Arc<StoreStats> {
         &self.store_stats
     }
+    /// The write path.
     pub fn ingester(&self) -> &Ingester {
         &self.ingester
     }
+    /// The read cache of chunks.
     pub fn cache(&self) -> &ChunkCache {
         &self.cache
     }
+    /// The settings this node runs with.
     pub fn config(&self) -> &NodeConfig {
         &self.config
     }
@@ -213,6 +236,7 @@ impl Node {
         Ok(crate::route::commit(&self.log, &encoded).await?.outcomes)
     }
 
+    /// Create `name` with `partitions` partitions; a conflict if it exists.
     pub async fn create_topic(
         &self,
         name: &str,
@@ -242,6 +266,7 @@ impl Node {
         }
     }
 
+    /// Delete `name`; its data goes with retention and GC.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         self.log.state().topic(name)?;
         match self
@@ -253,6 +278,7 @@ impl Node {
         }
     }
 
+    /// The topic `name` with its partitions' offsets, by this agent's view.
     pub fn topic(&self, name: &str) -> Result<TopicInfo> {
         let st = self.log.state();
         let t = st.topic(name)?;
@@ -274,14 +300,19 @@ impl Node {
         })
     }
 
+    /// Every topic's name, in order.
     pub fn topic_names(&self) -> Vec<String> {
         self.log.state().topics.keys().cloned().collect()
     }
 
+    /// Commit `request` (all records or none) and return each record's offset,
+    /// in request order, once the commit is durable.
     pub async fn produce(&self, request: ProduceRequest) -> Result<Vec<u64>> {
         self.ingester.produce(request).await
     }
 
+    /// Read records of one partition, long-polling up to `wait_ms` at the
+    /// high watermark.
     pub async fn fetch(&self, request: &FetchRequest) -> Result<FetchResult> {
         self.reader.fetch(request).await
     }

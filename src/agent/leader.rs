@@ -48,6 +48,7 @@ const CONFIRM_MS: u64 = 200;
 /// What the lease object holds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Lease {
+    /// The agent holding the lease.
     pub agent_id: String,
     /// Where followers reach the leader, e.g. `http://10.0.0.7:8470`.
     pub url: String,
@@ -95,6 +96,7 @@ impl SoftLeader {
         })
     }
 
+    /// Whether this agent holds the lease now (by its own clock).
     pub fn is_leading(&self) -> bool {
         self.leading.load(Ordering::SeqCst)
     }
@@ -332,7 +334,9 @@ fn decode_frames(mut body: Bytes) -> Result<Vec<(u64, Bytes)>, String> {
 /// Query of `GET /internal/v1/log`.
 #[derive(Debug, Deserialize)]
 pub struct FeedQuery {
+    /// Send entries after this log slot.
     pub after: u64,
+    /// How long to wait for a new entry when there is none yet, in ms.
     #[serde(default)]
     pub wait_ms: u64,
 }

@@ -14,15 +14,21 @@ use tokio::sync::oneshot;
 /// One record bound for a topic-partition.
 #[derive(Debug, Clone)]
 pub struct ProduceRecord {
+    /// The topic to append to.
     pub topic: String,
+    /// The partition of `topic` (the caller chose it: see `service::Partitioner`).
     pub partition: u32,
+    /// The record; the commit assigns its offset.
     pub record: Record,
 }
 
 /// One produce call: its records are committed together, all or nothing.
 #[derive(Debug, Clone, Default)]
 pub struct ProduceRequest {
+    /// Records in request order: the answer gives their offsets in this order.
     pub records: Vec<ProduceRecord>,
+    /// An idempotent producer's id and sequence: a retry of the same sequence
+    /// gets the first attempt's offsets instead of a second copy.
     pub producer: Option<ProducerSeq>,
 }
 

@@ -13,6 +13,7 @@ use super::intents::{self, Submitted};
 use super::shared::{fail_all, push_detached, Flush, FlushLocation, Shared};
 use crate::error::{Error, Result};
 use crate::log::applied::outcomes_match_intents;
+use crate::log::uncertain_after;
 use crate::log::{
     new_commit_id, Append, ChunkIntent, EncodedEntry, Intent, Location, LogEntry, Outcome,
 };
@@ -75,7 +76,8 @@ async fn commit_flushes(s: &Shared, flushes: Vec<Flush>) {
         }
     };
     let committed = crate::route::commit(&s.log, &entry).await.and_then(|c| {
-        outcomes_match_intents(c.seq, &entry.entry, &c.outcomes)?;
+        outcomes_match_intents(c.seq, &entry.entry, &c.outcomes)
+            .map_err(|v| uncertain_after(c.seq, &v))?;
         Ok(c)
     });
     s.stats.entries.fetch_add(1, Ordering::Relaxed);

@@ -18,7 +18,9 @@ pub struct IngestConfig {
     pub batch_bytes_max: usize,
     /// Flushes up to this size travel inside the log entry (one round trip).
     pub inline_bytes_max: usize,
+    /// Largest record (key, value and headers), in bytes.
     pub record_bytes_max: usize,
+    /// Largest produce request, in bytes of records (also caps decompression).
     pub request_bytes_max: usize,
     /// Records one produce request may hold at most (bounds what parsing
     /// a body of tiny records can expand into).
@@ -30,6 +32,7 @@ pub struct IngestConfig {
     /// Log entries this agent has in flight at once (pipelining, DESIGN
     /// §4.1): with one, every flush also waits for the previous commit.
     pub commits_in_flight_max: usize,
+    /// How segment chunks are compressed.
     pub compression: Compression,
 }
 

@@ -35,6 +35,8 @@ pub struct Ingester {
 }
 
 impl Ingester {
+    /// Start the write path's tasks (front, flusher, committer) over `log` and
+    /// `store`; they stop when the `Ingester` is dropped.
     pub fn start(
         log: Arc<CommitLog>,
         store: SharedStore,
@@ -65,6 +67,7 @@ impl Ingester {
         }
     }
 
+    /// The write path's counters.
     pub fn stats(&self) -> &IngestStats {
         &self.shared.stats
     }

@@ -21,11 +21,17 @@ use tokio::task::JoinHandle;
 /// Counters about the write path.
 #[derive(Debug, Default)]
 pub struct IngestStats {
+    /// Records accepted into a batch.
     pub records: AtomicU64,
+    /// Batches flushed (inline or as a segment).
     pub flushes: AtomicU64,
+    /// Segment objects written.
     pub segments: AtomicU64,
+    /// Flushes carried inside the log entry instead of a segment.
     pub inline_flushes: AtomicU64,
+    /// Log entries this write path committed.
     pub entries: AtomicU64,
+    /// Produce requests refused because the batch was full (HTTP 429).
     pub backpressured: AtomicU64,
 }
 

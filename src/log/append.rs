@@ -3,7 +3,7 @@
 //! chunks at the partition's high watermark. Shared by plain appends and
 //! dead-letter copies. It must not do I/O, read clocks or use randomness.
 
-use super::entry::{Append, Location, ProducerSeq, ENTRY_HEADER_BYTES};
+use super::entry::{Append, ChunkIntent, Location, ProducerSeq, ENTRY_HEADER_BYTES};
 use super::outcome::{reject, Outcome, RejectKind};
 use super::state::{ChunkRef, ObjectRef, ProducerState, State};
 use std::collections::VecDeque;
@@ -50,6 +50,30 @@ fn check_targets(state: &State, a: &Append) -> Result<(), Outcome> {
         if c.record_count == 0 {
             return Err(reject(RejectKind::Invalid, "empty chunk".into()));
         }
+        check_chunk_range(c)?;
+    }
+    Ok(())
+}
+
+/// A chunk's bytes are not empty and its byte range can be added up (the
+/// state invariants forbid both; an entry read from the store or a
+/// leader's feed is refused here rather than break them).
+fn check_chunk_range(c: &ChunkIntent) -> Result<(), Outcome> {
+    let (start, len, header) = match &c.location {
+        Location::Segment { start, len, .. } => (*start, *len, 0),
+        Location::Inline { start, len } => (*start, *len, ENTRY_HEADER_BYTES),
+    };
+    if len == 0 {
+        return Err(reject(RejectKind::Invalid, "chunk of 0 bytes".into()));
+    }
+    let end = start
+        .checked_add(header)
+        .and_then(|s| s.checked_add(u64::from(len)));
+    if end.is_none() {
+        return Err(reject(
+            RejectKind::Invalid,
+            format!("chunk byte range {start}+{len} past 2^64"),
+        ));
     }
     Ok(())
 }

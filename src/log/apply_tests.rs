@@ -6,7 +6,7 @@ use super::applied::{check_applied, Before};
 use super::apply::apply;
 use super::entry::*;
 use super::invariants;
-use super::outcome::Outcome;
+use super::outcome::{Outcome, RejectKind};
 use super::state::State;
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -88,6 +88,45 @@ fn appends_get_dense_offsets_in_commit_order() {
     assert_eq!(out, vec![Outcome::Appended(vec![5])]);
     assert_eq!(s.partition("t", 0).unwrap().high_watermark, 6);
     invariants::check(&s).unwrap();
+}
+
+#[test]
+fn chunks_whose_bytes_are_empty_or_overflow_are_rejected_and_keep_the_invariants() {
+    let mut s = State::default();
+    apply(&mut s, 1, &entry(1, 0, vec![create("t", 1)]));
+    let bad = |start: u64, len: u32| {
+        let mut c = chunk("t", 1, 0, 1);
+        c.location = Location::Segment {
+            key: Arc::from("segments/x.seg"),
+            start,
+            len,
+        };
+        Intent::Append(Append {
+            producer: None,
+            chunks: vec![c],
+        })
+    };
+    let inline = |start: u64| {
+        let mut c = chunk("t", 1, 0, 1);
+        c.location = Location::Inline { start, len: 10 };
+        Intent::Append(Append {
+            producer: None,
+            chunks: vec![c],
+        })
+    };
+    for (seq, intent) in [
+        (2, bad(u64::MAX - 5, 10)),
+        (3, bad(0, 0)),
+        (4, inline(u64::MAX - 3)),
+    ] {
+        let out = apply(&mut s, seq, &entry(seq as u128, 0, vec![intent]));
+        assert!(
+            matches!(&out[..], [Outcome::Rejected(r)] if r.kind == RejectKind::Invalid),
+            "entry {seq}: {out:?}"
+        );
+        invariants::check(&s).expect("a refused chunk leaves the state sound");
+    }
+    assert_eq!(s.topic("t").unwrap().partitions[0].high_watermark, 0);
 }
 
 #[test]

@@ -81,11 +81,18 @@ impl LogConfig {
 /// Counters about this agent's use of the log.
 #[derive(Debug, Default)]
 pub struct LogStats {
+    /// Entries this agent committed to the log.
     pub commits: AtomicU64,
+    /// Slots this agent lost to another writer (create-if-absent refused).
     pub conflicts: AtomicU64,
+    /// Writes whose outcome was unknown (a timeout) and was resolved by
+    /// reading the slot back.
     pub ambiguous: AtomicU64,
+    /// Entries applied to this agent's state, its own and others'.
     pub entries_applied: AtomicU64,
+    /// Checkpoints of the state this agent wrote.
     pub checkpoints_written: AtomicU64,
+    /// Reads of the store to bring this agent's view up to date.
     pub refreshes: AtomicU64,
     /// Commits of ours that landed ahead of a gap and waited for it.
     pub landed_ahead: AtomicU64,
@@ -100,6 +107,8 @@ pub struct LogStats {
 }
 
 #[derive(Debug)]
+/// One agent's view of the commit log: the state derived from every entry
+/// up to its head, and the writer of new entries into free slots.
 pub struct CommitLog {
     pub(super) store: SharedStore,
     pub(super) clock: SharedClock,
@@ -165,6 +174,7 @@ impl<'a> Checked<'a> {
         Ok(Checked(entry))
     }
 
+    /// The checked entry.
     pub fn entry(&self) -> &'a EncodedEntry {
         self.0
     }
@@ -202,6 +212,7 @@ impl CommitLog {
         self.state.read()
     }
 
+    /// The highest slot applied here.
     pub fn head(&self) -> u64 {
         self.state.read().seq
     }
@@ -211,10 +222,12 @@ impl CommitLog {
         self.head_tx.subscribe()
     }
 
+    /// This agent's log counters.
     pub fn stats(&self) -> &LogStats {
         &self.stats
     }
 
+    /// The log's settings.
     pub fn config(&self) -> &LogConfig {
         &self.config
     }
@@ -223,7 +236,7 @@ impl CommitLog {
     /// answering our own commits among them. The caller vouches that
     /// `entry` is what `log/<slot>` holds (it read it there, wrote it there,
     /// or the leader that wrote it there said so).
-    pub fn learn(&self, slot: u64, entry: EncodedEntry) {
+    pub(crate) fn learn(&self, slot: u64, entry: EncodedEntry) {
         let mut sq = self.sequencer.lock();
         sq.learn(self.head(), slot, entry);
         let feeding = self.clock.mono_ms() < self.feed_until_ms.load(Ordering::Relaxed);
@@ -244,7 +257,10 @@ impl CommitLog {
                     self.spawn_checkpoint();
                 }
                 let answer = applied.map(|outcomes| Committed { seq, outcomes });
-                let _ = waiter.send(answer.map_err(Error::from));
+                // The entry is durable: a broken postcondition leaves its
+                // outcome unknown to the writer, not failed.
+                let answer = answer.map_err(|v| uncertain_after(seq, &v));
+                let _ = waiter.send(answer);
             }
         }
     }
@@ -382,6 +398,13 @@ impl CommitLog {
             .await?;
         Ok(true)
     }
+}
+
+/// The error for a writer whose entry landed at `seq` but whose
+/// postcondition failed: it must not retry blindly (the entry is in the
+/// log), only idempotently.
+pub(crate) fn uncertain_after(seq: u64, v: &Violation) -> Error {
+    Error::CommitUncertain(format!("committed as log/{seq:020}, then {v}"))
 }
 
 /// A broken invariant is a bug: fatal in debug builds and tests; otherwise

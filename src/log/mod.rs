@@ -9,7 +9,7 @@
 //! hook for it), and uses the store only through the `Store` trait.
 
 mod append;
-pub mod applied;
+pub(crate) mod applied;
 mod apply;
 mod apply_groups;
 mod checkpoint;
@@ -17,7 +17,7 @@ mod commit;
 mod entry;
 mod forward;
 mod gc;
-pub mod invariants;
+pub(crate) mod invariants;
 mod outcome;
 mod place;
 mod recent;
@@ -25,9 +25,10 @@ mod sequencer;
 mod state;
 mod tail;
 mod violation;
-pub mod well_formed;
+pub(crate) mod well_formed;
 
 pub use apply::{apply, PARTITIONS_MAX};
+pub(crate) use commit::uncertain_after;
 pub use commit::{ApplyHook, Checked, CommitLog, Committed, LogConfig, LogStats, YieldIf};
 pub use entry::{
     log_key, validate_topic_name, Append, ChunkIntent, EncodedEntry, Intent, Location, LogEntry,
@@ -40,7 +41,6 @@ pub use state::{
     checkpoint_key, retention_start, ChunkRef, ObjectRef, PartitionState, ProducerState, State,
     TopicState,
 };
-pub use violation::Violation;
 
 /// A fresh commit id: unique across agents and time.
 pub fn new_commit_id() -> u128 {

@@ -9,6 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::log::applied::outcomes_match_intents;
+use crate::log::uncertain_after;
 use crate::log::{log_key, Checked, CommitLog, Committed, ForwardError, Forwarder, Intent};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -88,7 +89,8 @@ async fn forwarded(log: &CommitLog, entry: Checked<'_>, c: Committed) -> Result<
     log.stats().forwarded.fetch_add(1, Ordering::Relaxed);
     let entry = entry.entry();
     log.learn(c.seq, entry.clone());
-    outcomes_match_intents(c.seq, &entry.entry, &c.outcomes)?;
+    outcomes_match_intents(c.seq, &entry.entry, &c.outcomes)
+        .map_err(|v| uncertain_after(c.seq, &v))?;
     // Appends are answered by their outcomes alone; other intents' callers
     // read the state next, so they see their own write (read-your-writes
     // on every agent).

@@ -148,7 +148,7 @@ pub async fn receive_with(
 /// would deliver or lease something nobody asked for).
 pub(crate) fn at_least_one(name: &str, v: Option<u64>) -> Result<()> {
     match v {
-        Some(0) => Err(Error::Invalid(format!("{name} must be at least 1"))),
+        Some(0) => Err(Error::BadRequest(format!("{name} must be at least 1"))),
         _ => Ok(()),
     }
 }
@@ -262,10 +262,10 @@ pub async fn settle(
     how: Settle,
     receipts: &[String],
 ) -> Result<Vec<bool>> {
-    validate_group_name(group)?;
     if receipts.is_empty() {
-        return Err(Error::Invalid("\"receipts\" must not be empty".into()));
+        return Err(Error::BadRequest("\"receipts\" must not be empty".into()));
     }
+    validate_group_name(group)?;
     if receipts.len() > crate::groups::queue::RECEIPTS_MAX {
         return Err(Error::OverLimit(format!(
             "at most {} receipts per request",

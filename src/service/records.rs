@@ -71,7 +71,7 @@ impl Partitioner {
         producer: Option<ProducerSeq>,
     ) -> Result<ProduceRequest> {
         if incoming.is_empty() {
-            return Err(Error::Invalid(
+            return Err(Error::BadRequest(
                 "\"records\" must hold at least one record".into(),
             ));
         }
@@ -110,11 +110,11 @@ fn topic_of(i: usize, default_topic: Option<&str>, own: Option<String>) -> Resul
     match (default_topic, own) {
         (Some(t), None) => Ok(t.to_string()),
         (Some(t), Some(rt)) if t == rt => Ok(rt),
-        (Some(t), Some(rt)) => Err(Error::Invalid(format!(
+        (Some(t), Some(rt)) => Err(Error::BadRequest(format!(
             "record {i} names topic {rt:?} but the path says {t:?}"
         ))),
         (None, Some(rt)) => Ok(rt),
-        (None, None) => Err(Error::Invalid(format!("record {i} needs a \"topic\""))),
+        (None, None) => Err(Error::BadRequest(format!("record {i} needs a \"topic\""))),
     }
 }
 
@@ -157,7 +157,7 @@ pub struct FetchOptions {
 fn at_least_one(name: &str, v: Option<usize>, default: usize) -> Result<usize> {
     match v {
         None => Ok(default),
-        Some(0) => Err(Error::Invalid(format!("{name} must be at least 1"))),
+        Some(0) => Err(Error::BadRequest(format!("{name} must be at least 1"))),
         Some(n) => Ok(n),
     }
 }
