@@ -327,6 +327,22 @@ pub(crate) fn partition_owned_once(name: &str, g: &StreamGroup) -> Checked {
 
 /// Every rule of one queue group, over all its partitions (O(its window)).
 pub(crate) fn check_queue(name: &str, q: &QueueGroup) -> Checked {
+    check_queue_windows(name, q)?;
+    for (t, ps) in &q.partitions {
+        for (p, qp) in ps {
+            let at = At {
+                topic: t,
+                partition: *p,
+            };
+            queue_messages_delivered(name, at, qp)?;
+        }
+    }
+    Ok(())
+}
+
+/// The queue rules that cost O(partitions · log messages), cheap enough
+/// for every entry that names the group: floors and windows.
+pub(crate) fn check_queue_windows(name: &str, q: &QueueGroup) -> Checked {
     for (t, ps) in &q.partitions {
         for (p, qp) in ps {
             let at = At {
@@ -335,7 +351,6 @@ pub(crate) fn check_queue(name: &str, q: &QueueGroup) -> Checked {
             };
             queue_floor_within_next(name, at, qp)?;
             queue_messages_within_window(name, at, qp)?;
-            queue_messages_delivered(name, at, qp)?;
         }
     }
     Ok(())
@@ -357,8 +372,11 @@ pub(crate) fn queue_floor_within_next(name: &str, at: At, qp: &QueuePartition) -
 
 /// Invariant: tracked messages lie in `[floor, next)`: the floor never
 /// passes an unsettled message, and nothing past `next` was delivered.
+/// O(log messages): the map is ordered, so its ends decide.
 pub(crate) fn queue_messages_within_window(name: &str, at: At, qp: &QueuePartition) -> Checked {
-    let outside = qp.msgs.keys().find(|o| **o < qp.floor || **o >= qp.next);
+    let first = qp.msgs.keys().next().filter(|o| **o < qp.floor);
+    let last = qp.msgs.keys().next_back().filter(|o| **o >= qp.next);
+    let outside = first.or(last);
     if let Some(offset) = outside {
         return Err(Violation::QueueMessageOutsideWindow {
             group: name.to_string(),
