@@ -77,7 +77,13 @@ struct QueueHistory {
     deliveries: BTreeSet<(u32, u64, u32)>,
     /// Offsets acked with an "ok".
     acked: BTreeMap<(u32, u64), usize>,
+    /// Receives that failed (their agent was killed): each may have leased
+    /// up to `RECEIVE_MAX` messages in the log that no worker saw.
+    receives_failed: usize,
 }
+
+/// The most messages a worker's receive asks for.
+const RECEIVE_MAX: u32 = 5;
 
 type History = Arc<parking_lot::Mutex<QueueHistory>>;
 
@@ -159,11 +165,23 @@ async fn a_queue_group_over_three_agents_settles_every_message_once_or_dead_lett
 async fn random_settler(agent: Arc<Node>, mut rng: rand::rngs::SmallRng, history: History) {
     let mut idle = 0;
     while idle < 20 {
-        let msgs =
-            match service::receive(&agent, "workers", 5, 300, 100, std::future::pending()).await {
-                Ok(m) => m,
-                Err(_) => return, // the agent was killed
-            };
+        let msgs = match service::receive(
+            &agent,
+            "workers",
+            RECEIVE_MAX,
+            300,
+            100,
+            std::future::pending(),
+        )
+        .await
+        {
+            Ok(m) => m,
+            Err(_) => {
+                // The agent was killed, maybe after its lease committed.
+                history.lock().receives_failed += 1;
+                return;
+            }
+        };
         if msgs.is_empty() {
             idle += 1;
             continue;
@@ -252,14 +270,20 @@ fn assert_each_message_acked_once_or_dead_lettered(
 }
 
 /// Nothing acked was ever redelivered after its ack (checked above)... and
-/// every dead letter went through max_deliveries deliveries.
+/// every dead letter went through max_deliveries deliveries: its third
+/// delivery was seen, except where a receive on the killed agent committed
+/// that lease and then failed, so no worker saw it (at most `RECEIVE_MAX`
+/// messages per failed receive; which ones depends on where the kill falls).
 fn assert_dead_letters_had_every_delivery(h: &QueueHistory, dead: &BTreeSet<(u32, u64)>) {
-    for (p, o) in dead {
-        assert!(
-            h.deliveries.contains(&(*p, *o, 3)),
-            "{p}/{o} dead-lettered before 3 deliveries"
-        );
-    }
+    let unseen: Vec<_> = dead
+        .iter()
+        .filter(|(p, o)| !h.deliveries.contains(&(*p, *o, 3)))
+        .collect();
+    assert!(
+        unseen.len() <= h.receives_failed * RECEIVE_MAX as usize,
+        "{unseen:?} dead-lettered before 3 deliveries ({} receives failed by the kill)",
+        h.receives_failed
+    );
 }
 
 /// Restart: a fresh agent sees the queue exactly as before.
