@@ -6,7 +6,7 @@ mod common;
 
 use common::http::{call, create_topic};
 use common::*;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde_json::{json, Value};
 use skiff::agent::{router, AppState, RunningAgent};
 use skiff::segment::{encode_chunk, Compression, Record};
@@ -454,8 +454,9 @@ async fn bad_input_gets_the_documented_4xx() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_batch_answers_429_with_retry_after() {
+    let seed = seed("a_full_batch_answers_429_with_retry_after");
     let (base, _g) = new_store("memory");
-    let faulty = Arc::new(FaultStore::new(base, 1));
+    let faulty = Arc::new(FaultStore::new(base, seed.value()));
     let gate = skiff::store::Gate::new();
     let store: SharedStore = faulty.clone();
     let mut cfg = fast_config();
@@ -516,7 +517,7 @@ async fn a_full_batch_answers_429_with_retry_after() {
 async fn no_garbage_makes_the_agent_answer_5xx() {
     let (a, url) = agent().await;
     create_topic(&url, "t", 2).await;
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+    let mut rng = seed("no_garbage_makes_the_agent_answer_5xx").rng();
     let paths = [
         "/v1/topics",
         "/v1/topics/t",

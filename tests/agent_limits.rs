@@ -147,8 +147,9 @@ async fn past_connections_max_a_connection_is_refused_and_the_agent_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_past_its_deadline_gets_503_with_retry_after() {
+    let seed = seed("a_request_past_its_deadline_gets_503_with_retry_after");
     let (base, _g) = new_store("memory");
-    let faulty = Arc::new(FaultStore::new(base, 7));
+    let faulty = Arc::new(FaultStore::new(base, seed.value()));
     let (a, url) = agent_on(
         faulty.clone(),
         Settings {
@@ -222,8 +223,9 @@ async fn made_up_methods_and_paths_do_not_grow_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_is_503_while_the_store_refuses_puts_and_200_after() {
+    let seed = seed("readyz_is_503_while_the_store_refuses_puts_and_200_after");
     let (base, _g) = new_store("memory");
-    let faulty = Arc::new(FaultStore::new(base, 9));
+    let faulty = Arc::new(FaultStore::new(base, seed.value()));
     let (a, url) = agent_on(
         faulty.clone(),
         Settings {

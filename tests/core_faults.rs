@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use skiff::clock::{ManualClock, SystemClock};
 use skiff::log::{log_key, ProducerSeq, TopicConfig};
 use skiff::store::{Fault, FaultRule, FaultStore, Op, SharedStore};
@@ -26,22 +26,26 @@ type SendOrder = Arc<parking_lot::Mutex<BTreeMap<usize, Vec<(u32, u64)>>>>;
 /// `producers` idempotent producers, each sending `requests` requests of
 /// 1..=8 records (some large enough to need a segment) to random
 /// partitions, retrying a failed request with the same sequence until it is
-/// acked.
+/// acked; producer `pid` draws from `seed.derive(pid)`. Returns how many
+/// records were sent.
 async fn run_idempotent_producers(
     node: Arc<skiff::node::Node>,
+    seed: Seed,
     producers: u64,
     requests: u64,
     acked: Acked,
-) {
+) -> usize {
     let mut tasks = Vec::new();
     for pid in 0..producers {
         let node = node.clone();
         let acked = acked.clone();
         tasks.push(tokio::spawn(async move {
-            let mut rng = rand::rngs::SmallRng::seed_from_u64(pid);
+            let mut rng = seed.derive(pid).rng();
+            let mut sent = 0;
             for seq in 0..requests {
                 let partition = rng.random_range(0..3u32);
                 let n = rng.random_range(1..=8usize);
+                sent += n;
                 let pad = if rng.random_bool(0.2) { 20_000 } else { 10 };
                 let values: Vec<String> = (0..n)
                     .map(|i| format!("p{pid}-s{seq}-r{i}-{}", "z".repeat(pad)))
@@ -72,11 +76,14 @@ async fn run_idempotent_producers(
                     );
                 }
             }
+            sent
         }));
     }
+    let mut sent = 0;
     for t in tasks {
-        t.await.unwrap();
+        sent += t.await.unwrap();
     }
+    sent
 }
 
 async fn verify_from_fresh_agent(base: &SharedStore, acked: &Acked) {
@@ -90,6 +97,7 @@ async fn verify_from_fresh_agent(base: &SharedStore, acked: &Acked) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_at_every_write_step_lose_nothing_acked_and_serve_nothing_twice() {
+    let seed = seed("faults_at_every_write_step_lose_nothing_acked_and_serve_nothing_twice");
     let faults: Vec<(&str, Vec<FaultRule>)> = vec![
         (
             "segment put fails",
@@ -123,9 +131,11 @@ async fn faults_at_every_write_step_lose_nothing_acked_and_serve_nothing_twice()
             ],
         ),
     ];
-    for (name, rules) in faults {
+    for (i, (name, rules)) in faults.into_iter().enumerate() {
+        // Each fault's own stream: its fault draws and its producers' choices.
+        let seed = seed.derive(i as u64);
         let (base, _g) = new_store("memory");
-        let faulty = Arc::new(FaultStore::new(base.clone(), 42));
+        let faulty = Arc::new(FaultStore::new(base.clone(), seed.child("faults").value()));
         let faulty_dyn: SharedStore = faulty.clone();
         let mut cfg = fast_config();
         cfg.retry.attempts_max = 3;
@@ -137,16 +147,24 @@ async fn faults_at_every_write_step_lose_nothing_acked_and_serve_nothing_twice()
             faulty.add(r);
         }
         let acked: Acked = Default::default();
-        run_idempotent_producers(n.clone(), 4, 25, acked.clone()).await;
+        let sent =
+            run_idempotent_producers(n.clone(), seed.child("producers"), 4, 25, acked.clone())
+                .await;
         faulty.clear();
         let count = acked.lock().len();
-        assert!(count > 100, "{name}: only {count} records acked");
+        // Each request is retried until acked: every record sent is acked
+        // (not merely "more than 100", which a seed drawing one record per
+        // request would miss).
+        assert_eq!(count, sent, "{name}: {count} of {sent} records acked");
         verify_from_fresh_agent(&base, &acked).await;
         n.shutdown().await;
     }
 }
 
 async fn three_agents_producing_concurrently_keep_offsets_dense_and_order(kind: &'static str) {
+    let seed = seed(&format!(
+        "{kind}::three_agents_producing_concurrently_keep_offsets_dense_and_order"
+    ));
     let (store, _guard) = new_store(kind);
     let agents = vec![node(&store).await, node(&store).await, node(&store).await];
     agents[0]
@@ -157,7 +175,7 @@ async fn three_agents_producing_concurrently_keep_offsets_dense_and_order(kind: 
         a.log().catch_up().await.unwrap();
     }
     let requests = if is_s3(kind) { 15 } else { 40 };
-    let (acked, sent) = produce_from_six_producers(&agents, requests).await;
+    let (acked, sent) = produce_from_six_producers(&agents, seed, requests).await;
     // Every agent committed, and they raced for sequences.
     let conflicts: u64 = agents
         .iter()
@@ -178,10 +196,12 @@ async fn three_agents_producing_concurrently_keep_offsets_dense_and_order(kind: 
 }
 
 /// Six producers, two per agent, each sending `requests` plain requests of
-/// 1..=4 records to random partitions; returns what was acked and, per
-/// producer, the acked positions in send order.
+/// 1..=4 records to random partitions (producer `pid` draws from
+/// `seed.derive(pid)`); returns what was acked and, per producer, the acked
+/// positions in send order.
 async fn produce_from_six_producers(
     agents: &[Arc<skiff::node::Node>],
+    seed: Seed,
     requests: usize,
 ) -> (Acked, SendOrder) {
     let acked: Acked = Default::default();
@@ -192,7 +212,7 @@ async fn produce_from_six_producers(
         let acked = acked.clone();
         let sent = sent.clone();
         tasks.push(tokio::spawn(async move {
-            let mut rng = rand::rngs::SmallRng::seed_from_u64(pid as u64);
+            let mut rng = seed.derive(pid as u64).rng();
             for i in 0..requests {
                 let partition = rng.random_range(0..3u32);
                 let n = rng.random_range(1..=4usize);
@@ -247,8 +267,10 @@ async fn assert_agents_converge(kind: &str, agents: &[Arc<skiff::node::Node>]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_mid_flush_loses_nothing_acked_and_its_orphan_is_never_served() {
+    let seed =
+        seed("a_process_killed_mid_flush_loses_nothing_acked_and_its_orphan_is_never_served");
     let (base, _g) = new_store("memory");
-    let faulty = Arc::new(FaultStore::new(base.clone(), 7));
+    let faulty = Arc::new(FaultStore::new(base.clone(), seed.value()));
     let faulty_dyn: SharedStore = faulty.clone();
     let clock = ManualClock::new();
     let n = node_with(&faulty_dyn, fast_config(), clock.clone()).await;
@@ -307,9 +329,10 @@ async fn a_process_killed_mid_flush_loses_nothing_acked_and_its_orphan_is_never_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_frozen_across_a_log_gc_cannot_ack_into_the_hole() {
+    let seed = seed("a_writer_frozen_across_a_log_gc_cannot_ack_into_the_hole");
     let (base, _g) = new_store("memory");
     // Writer A: frozen by holding its next commit PUT at a gate.
-    let faulty = Arc::new(FaultStore::new(base.clone(), 3));
+    let faulty = Arc::new(FaultStore::new(base.clone(), seed.value()));
     let faulty_dyn: SharedStore = faulty.clone();
     let clock_a = ManualClock::new();
     let a = node_with(&faulty_dyn, fast_config(), clock_a.clone()).await;

@@ -19,10 +19,10 @@ async fn exists(store: &SharedStore, key: &str) -> bool {
     store.get(key).await.is_ok()
 }
 
-/// A pipelining agent on a fault store over `base`, with topic `t` and
-/// one record acked; the head after it.
-async fn pipelining_agent(base: &SharedStore) -> (Arc<FaultStore>, Arc<Node>, u64) {
-    let faulty = Arc::new(FaultStore::new(base.clone(), 7));
+/// A pipelining agent on a fault store over `base` drawing from `seed`,
+/// with topic `t` and one record acked; the head after it.
+async fn pipelining_agent(base: &SharedStore, seed: Seed) -> (Arc<FaultStore>, Arc<Node>, u64) {
+    let faulty = Arc::new(FaultStore::new(base.clone(), seed.value()));
     let faulty_dyn: SharedStore = faulty.clone();
     let mut cfg = fast_config();
     cfg.ingest.commits_in_flight_max = 4;
@@ -75,8 +75,9 @@ async fn land_ahead_of_a_held_gap(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_landed_ahead_of_a_failed_one_is_acked_only_once_the_gap_is_filled() {
+    let seed = seed("an_entry_landed_ahead_of_a_failed_one_is_acked_only_once_the_gap_is_filled");
     let (base, _g) = new_store("memory");
-    let (faulty, a, head) = pipelining_agent(&base).await;
+    let (faulty, a, head) = pipelining_agent(&base, seed).await;
     let gap = head + 1;
     // The write of `gap` hangs, then fails, and so does every retry of it.
     let gate = Gate::new();
@@ -119,8 +120,9 @@ async fn an_entry_landed_ahead_of_a_failed_one_is_acked_only_once_the_gap_is_fil
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_dead_mid_pipeline_leaves_a_gap_the_next_writer_fills() {
+    let seed = seed("a_writer_dead_mid_pipeline_leaves_a_gap_the_next_writer_fills");
     let (base, _g) = new_store("memory");
-    let (faulty, a, head) = pipelining_agent(&base).await;
+    let (faulty, a, head) = pipelining_agent(&base, seed).await;
     let gap = head + 1;
     // A's write of `gap` never completes: A dies with it in flight.
     let gate = Gate::new();
@@ -151,8 +153,10 @@ async fn a_writer_dead_mid_pipeline_leaves_a_gap_the_next_writer_fills() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_deletes_only_a_prefix_of_old_entries_so_an_entry_landed_ahead_outlives_its_gap() {
+    let seed =
+        seed("gc_deletes_only_a_prefix_of_old_entries_so_an_entry_landed_ahead_outlives_its_gap");
     let (base, _g) = new_store("memory");
-    let faulty = Arc::new(FaultStore::new(base.clone(), 9));
+    let faulty = Arc::new(FaultStore::new(base.clone(), seed.value()));
     let faulty_dyn: SharedStore = faulty.clone();
     let mut cfg = fast_config();
     // Data in segments: no inline chunk pins a log entry against GC.
@@ -216,8 +220,9 @@ async fn gc_deletes_only_a_prefix_of_old_entries_so_an_entry_landed_ahead_outliv
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_cancelled_mid_write_leaves_its_slot_to_the_next_write() {
     use skiff::log::{new_commit_id, EncodedEntry, Intent, LogEntry};
+    let seed = seed("a_commit_cancelled_mid_write_leaves_its_slot_to_the_next_write");
     let (base, _g) = new_store("memory");
-    let (faulty, a, head) = pipelining_agent(&base).await;
+    let (faulty, a, head) = pipelining_agent(&base, seed).await;
     let gap = head + 1;
     let gate = Gate::new();
     faulty.add(FaultRule::new(Op::Put, &log_key(gap), Fault::Hold(gate.clone())).times(1));
@@ -251,8 +256,9 @@ async fn a_commit_cancelled_mid_write_leaves_its_slot_to_the_next_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_idempotent_producers_requests_in_flight_at_once_land_in_sequence() {
     use skiff::log::ProducerSeq;
+    let seed = seed("one_idempotent_producers_requests_in_flight_at_once_land_in_sequence");
     let (base, _g) = new_store("memory");
-    let (faulty, a, _) = pipelining_agent(&base).await;
+    let (faulty, a, _) = pipelining_agent(&base, seed).await;
     // A's log writes are slow at random, and another writer keeps taking
     // slots, so A's entries lose races and move to later slots.
     faulty.add(

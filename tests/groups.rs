@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use skiff::groups::service::{self, Message, Owned, Settle};
 use skiff::groups::{Assignment, QueueConfig};
 use skiff::log::TopicConfig;
@@ -17,19 +17,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Three agents on one store; each can be "killed" (every store call fails
-/// from then on, as if the process died).
-async fn three_agents(store: &SharedStore) -> (Vec<Arc<Node>>, Vec<Arc<skiff::store::FaultStore>>) {
-    three_agents_with(store, fast_config()).await
+/// from then on, as if the process died). Agent `i`'s fault store draws
+/// from `seed.derive(i)`.
+async fn three_agents(
+    store: &SharedStore,
+    seed: Seed,
+) -> (Vec<Arc<Node>>, Vec<Arc<skiff::store::FaultStore>>) {
+    three_agents_with(store, seed, fast_config()).await
 }
 
 async fn three_agents_with(
     store: &SharedStore,
+    seed: Seed,
     config: skiff::node::NodeConfig,
 ) -> (Vec<Arc<Node>>, Vec<Arc<skiff::store::FaultStore>>) {
     let mut agents = Vec::new();
     let mut faults = Vec::new();
     for i in 0..3 {
-        let f = Arc::new(skiff::store::FaultStore::new(store.clone(), i));
+        let f = Arc::new(skiff::store::FaultStore::new(
+            store.clone(),
+            seed.derive(i).value(),
+        ));
         let shared: SharedStore = f.clone();
         agents.push(node_with(&shared, config.clone(), skiff::clock::SystemClock::shared()).await);
         faults.push(f);
@@ -69,7 +77,13 @@ struct QueueHistory {
     deliveries: BTreeSet<(u32, u64, u32)>,
     /// Offsets acked with an "ok".
     acked: BTreeMap<(u32, u64), usize>,
+    /// Receives that failed (their agent was killed): each may have leased
+    /// up to `RECEIVE_MAX` messages in the log that no worker saw.
+    receives_failed: usize,
 }
+
+/// The most messages a worker's receive asks for.
+const RECEIVE_MAX: u32 = 5;
 
 type History = Arc<parking_lot::Mutex<QueueHistory>>;
 
@@ -94,8 +108,10 @@ impl QueueHistory {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_group_over_three_agents_settles_every_message_once_or_dead_letters_it() {
+    let seed =
+        seed("a_queue_group_over_three_agents_settles_every_message_once_or_dead_letters_it");
     let (store, _g) = new_store("memory");
-    let (agents, faults) = three_agents(&store).await;
+    let (agents, faults) = three_agents(&store, seed.child("agents")).await;
     let per_partition = 150;
     filled_topic(&agents[0], "orders", 2, per_partition).await;
     let config = QueueConfig {
@@ -111,7 +127,8 @@ async fn a_queue_group_over_three_agents_settles_every_message_once_or_dead_lett
     let history: History = Default::default();
     let mut tasks = Vec::new();
     for w in 0..6usize {
-        let worker = random_settler(agents[w % 3].clone(), w as u64, history.clone());
+        let rng = seed.child("workers").derive(w as u64).rng();
+        let worker = random_settler(agents[w % 3].clone(), rng, history.clone());
         tasks.push(tokio::spawn(worker));
     }
     // Kill one agent mid-way (a fifth of the messages delivered): its
@@ -142,17 +159,29 @@ async fn a_queue_group_over_three_agents_settles_every_message_once_or_dead_lett
 }
 
 /// A worker of queue group "workers" on `agent`: each message received is
-/// acked (70%), nacked (15%) or left to its lease's expiry (15%), until 20
-/// receives in a row find nothing. Stops when its agent is killed.
-async fn random_settler(agent: Arc<Node>, seed: u64, history: History) {
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+/// acked (70%), nacked (15%) or left to its lease's expiry (15%), as `rng`
+/// rolls, until 20 receives in a row find nothing. Stops when its agent is
+/// killed.
+async fn random_settler(agent: Arc<Node>, mut rng: rand::rngs::SmallRng, history: History) {
     let mut idle = 0;
     while idle < 20 {
-        let msgs =
-            match service::receive(&agent, "workers", 5, 300, 100, std::future::pending()).await {
-                Ok(m) => m,
-                Err(_) => return, // the agent was killed
-            };
+        let msgs = match service::receive(
+            &agent,
+            "workers",
+            RECEIVE_MAX,
+            300,
+            100,
+            std::future::pending(),
+        )
+        .await
+        {
+            Ok(m) => m,
+            Err(_) => {
+                // The agent was killed, maybe after its lease committed.
+                history.lock().receives_failed += 1;
+                return;
+            }
+        };
         if msgs.is_empty() {
             idle += 1;
             continue;
@@ -241,14 +270,20 @@ fn assert_each_message_acked_once_or_dead_lettered(
 }
 
 /// Nothing acked was ever redelivered after its ack (checked above)... and
-/// every dead letter went through max_deliveries deliveries.
+/// every dead letter went through max_deliveries deliveries: its third
+/// delivery was seen, except where a receive on the killed agent committed
+/// that lease and then failed, so no worker saw it (at most `RECEIVE_MAX`
+/// messages per failed receive; which ones depends on where the kill falls).
 fn assert_dead_letters_had_every_delivery(h: &QueueHistory, dead: &BTreeSet<(u32, u64)>) {
-    for (p, o) in dead {
-        assert!(
-            h.deliveries.contains(&(*p, *o, 3)),
-            "{p}/{o} dead-lettered before 3 deliveries"
-        );
-    }
+    let unseen: Vec<_> = dead
+        .iter()
+        .filter(|(p, o)| !h.deliveries.contains(&(*p, *o, 3)))
+        .collect();
+    assert!(
+        unseen.len() <= h.receives_failed * RECEIVE_MAX as usize,
+        "{unseen:?} dead-lettered before 3 deliveries ({} receives failed by the kill)",
+        h.receives_failed
+    );
 }
 
 /// Restart: a fresh agent sees the queue exactly as before.
@@ -276,8 +311,10 @@ type Processed = Arc<parking_lot::Mutex<BTreeSet<(u32, u64)>>>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_group_over_three_agents_processes_everything_and_fences_stale_commits() {
+    let seed =
+        seed("a_stream_group_over_three_agents_processes_everything_and_fences_stale_commits");
     let (store, _g) = new_store("memory");
-    let (agents, faults) = three_agents(&store).await;
+    let (agents, faults) = three_agents(&store, seed).await;
     let per_partition = 2_000usize;
     filled_topic(&agents[0], "events", 6, per_partition).await;
     catch_up_all(&agents).await;
@@ -517,11 +554,12 @@ type Deliveries = Arc<parking_lot::Mutex<BTreeSet<(u32, u64, u32)>>>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_receives_and_acks_survive_commit_faults() {
+    let seed = seed("queue_receives_and_acks_survive_commit_faults");
     let (store, _g) = new_store("memory");
     // Few retries, so store faults reach the commit path and the callers.
     let mut config = fast_config();
     config.retry.attempts_max = 2;
-    let (agents, faults) = three_agents_with(&store, config).await;
+    let (agents, faults) = three_agents_with(&store, seed, config).await;
     filled_topic(&agents[0], "jobs", 2, 100).await;
     let config = QueueConfig {
         topics: vec!["jobs".into()],

@@ -6,7 +6,9 @@
 mod common;
 
 use common::process::AgentProcess;
-use common::until;
+use common::{seed, until, Seed};
+use rand::rngs::SmallRng;
+use rand::Rng;
 use serde_json::{json, Value};
 use skiff::client::Client;
 use std::collections::{BTreeMap, BTreeSet};
@@ -262,6 +264,7 @@ struct Ledger {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_group_over_two_agent_processes_redelivers_only_unacked_after_a_kill() {
+    let seed = seed("a_queue_group_over_two_agent_processes_redelivers_only_unacked_after_a_kill");
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().to_str().unwrap();
     let a = AgentProcess::start(store, &[]);
@@ -272,7 +275,8 @@ async fn a_queue_group_over_two_agent_processes_redelivers_only_unacked_after_a_
     let mut tasks = vec![];
     for i in 0..4u64 {
         let url = if i % 2 == 0 { ua.clone() } else { ub.clone() };
-        tasks.push(tokio::spawn(worker(url, i + 1, ledger.clone())));
+        let rng = seed.child("workers").derive(i).rng();
+        tasks.push(tokio::spawn(worker(url, rng, ledger.clone())));
     }
     // Kill mid-way: once a sixth of the messages were delivered.
     until("receiving gets going", 60, async || {
@@ -283,10 +287,11 @@ async fn a_queue_group_over_two_agent_processes_redelivers_only_unacked_after_a_
     for t in tasks {
         t.await.unwrap();
     }
-    tokio::spawn(worker(ua.clone(), 99, ledger.clone()))
+    let rng = seed.child("after the kill").rng();
+    tokio::spawn(worker(ua.clone(), rng, ledger.clone()))
         .await
         .unwrap();
-    settle_everything_through(&ua, &ledger).await;
+    settle_everything_through(&ua, seed.child("settling"), &ledger).await;
     let dead = dead_letters(&ua).await;
     assert_each_message_acked_once_or_dead_lettered(&ledger, &dead);
     assert_no_delivery_after_an_ack(&ledger);
@@ -330,11 +335,9 @@ async fn jobs_queue_on_both(ua: &str, ub: &str) {
 }
 
 /// A queue worker over HTTP: each message received is acked (70%), nacked
-/// (10%) or left to its lease's expiry (20%), by a generator seeded with
-/// `seed`, until 6 receives in a row find nothing. Stops when its agent is
-/// gone.
-async fn worker(url: String, seed: u64, ledger: Ledger) {
-    let mut n = seed;
+/// (10%) or left to its lease's expiry (20%), as `rng` rolls, until 6
+/// receives in a row find nothing. Stops when its agent is gone.
+async fn worker(url: String, mut rng: SmallRng, ledger: Ledger) {
     let mut idle = 0;
     while idle < 6 {
         let Ok((200, r)) = call(
@@ -354,10 +357,7 @@ async fn worker(url: String, seed: u64, ledger: Ledger) {
                 ledger.deliveries.lock().insert(receipt.clone()),
                 "delivery {receipt} handed out twice"
             );
-            n = n
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let action = match (n >> 33) % 10 {
+            let action = match rng.random_range(0..10u32) {
                 0..=6 => "ack",
                 7 => "nack",
                 _ => continue,
@@ -396,10 +396,11 @@ async fn settle(url: &str, action: &str, m: &Value, receipt: String, ledger: &Le
     true
 }
 
-/// Runs workers on `url` until every message is settled.
-async fn settle_everything_through(url: &str, ledger: &Ledger) {
+/// Runs workers on `url` until every message is settled; the `round`th
+/// worker rolls from `seed.derive(round)`.
+async fn settle_everything_through(url: &str, seed: Seed, ledger: &Ledger) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    for round in 0.. {
         let (_, q) = call("GET", &format!("{url}/v1/queues/w"), None)
             .await
             .unwrap();
@@ -412,7 +413,8 @@ async fn settle_everything_through(url: &str, ledger: &Ledger) {
             break;
         }
         assert!(Instant::now() < deadline, "queue never settled: {q}");
-        tokio::spawn(worker(url.to_string(), 7, ledger.clone()))
+        let rng = seed.derive(round).rng();
+        tokio::spawn(worker(url.to_string(), rng, ledger.clone()))
             .await
             .unwrap();
     }

@@ -67,7 +67,8 @@ fn inline_append(topic: &str, topic_id: u64, records: &[Record]) -> (Intent, Byt
 
 fn entry(time_ms: u64, intents: Vec<Intent>, blob: Bytes) -> Bytes {
     let e = LogEntry {
-        commit_id: rand::random(),
+        // An id, not a choice: unique like every agent's commit ids.
+        commit_id: skiff::log::new_commit_id(),
         agent_id: "mallory".into(),
         time_ms,
         intents,

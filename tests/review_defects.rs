@@ -29,9 +29,9 @@ fn uncached() -> NodeConfig {
     c
 }
 
-async fn faulty_node() -> (Arc<Node>, Arc<FaultStore>) {
+async fn faulty_node(seed: Seed) -> (Arc<Node>, Arc<FaultStore>) {
     let (base, _) = new_store("memory");
-    let faulty = Arc::new(FaultStore::new(base, 11));
+    let faulty = Arc::new(FaultStore::new(base, seed.value()));
     let store: SharedStore = faulty.clone();
     let node = node_with(&store, uncached(), skiff::clock::SystemClock::shared()).await;
     (node, faulty)
@@ -71,7 +71,8 @@ async fn receive(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_lettering_during_a_read_outage_keeps_the_payload() {
-    let (node, faulty) = faulty_node().await;
+    let seed = seed("dead_lettering_during_a_read_outage_keeps_the_payload");
+    let (node, faulty) = faulty_node(seed).await;
     node.create_topic("t", 1, TopicConfig::default())
         .await
         .unwrap();
@@ -105,7 +106,8 @@ async fn dead_lettering_during_a_read_outage_keeps_the_payload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receive_that_cannot_read_its_bodies_releases_its_leases() {
-    let (node, faulty) = faulty_node().await;
+    let seed = seed("a_receive_that_cannot_read_its_bodies_releases_its_leases");
+    let (node, faulty) = faulty_node(seed).await;
     node.create_topic("t", 1, TopicConfig::default())
         .await
         .unwrap();
@@ -207,7 +209,8 @@ async fn produce_racing_shutdown_always_gets_an_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receive_dropped_while_its_commit_is_in_flight_releases_its_leases() {
-    let (node, faulty) = faulty_node().await;
+    let seed = seed("a_receive_dropped_while_its_commit_is_in_flight_releases_its_leases");
+    let (node, faulty) = faulty_node(seed).await;
     node.create_topic("t", 1, TopicConfig::default())
         .await
         .unwrap();

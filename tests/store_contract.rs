@@ -20,9 +20,11 @@ use skiff::store::{
 use std::sync::Arc;
 
 /// A fresh, empty store for `backend`, or `None` (after a printed note) when
-/// its server was not provided and not required.
+/// its server was not provided and not required. The latency and fault
+/// wrappers draw from the test's seed (`common::seed`).
 fn fixture(backend: &str, check: &str) -> Option<(SharedStore, Option<tempfile::TempDir>)> {
     let memory = || common::new_store("memory").0;
+    let seed = || common::seed(&format!("{backend}::{check}")).child("store");
     let store: SharedStore = match backend {
         "memory" | "dir" => return Some(common::new_store(backend)),
         "localstack" | "seaweedfs" => {
@@ -44,7 +46,7 @@ fn fixture(backend: &str, check: &str) -> Option<(SharedStore, Option<tempfile::
         "latency" => Arc::new(LatencyStore::new(
             memory(),
             LatencyProfile::parse("PUT:2/3,GET:1/2").unwrap(),
-            7,
+            seed().value(),
         )),
         "retry" => Arc::new(RetryStore::new(
             memory(),
@@ -54,7 +56,7 @@ fn fixture(backend: &str, check: &str) -> Option<(SharedStore, Option<tempfile::
                 ..RetryPolicy::default()
             },
         )),
-        "fault" => Arc::new(FaultStore::new(memory(), 7)),
+        "fault" => Arc::new(FaultStore::new(memory(), seed().value())),
         other => panic!("unknown backend {other}"),
     };
     Some((store, None))
@@ -71,6 +73,18 @@ macro_rules! contract_tests {
             super::checks::$check(store).await;
         }
     )*};
+    // Checks that draw randomness themselves: they take the test's seed too.
+    (@seeded_checks $backend:ident; $($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let Some((store, _guard)) = super::fixture(stringify!($backend), stringify!($check))
+            else {
+                return;
+            };
+            let seed = crate::common::seed(concat!(stringify!($backend), "::", stringify!($check)));
+            super::checks::$check(store, seed.child("check")).await;
+        }
+    )*};
     ($($backend:ident),* $(,)?) => {$(
         mod $backend {
             contract_tests!(@checks $backend;
@@ -82,6 +96,8 @@ macro_rules! contract_tests {
                 list_is_sorted_and_limited_to_prefix,
                 list_pages_past_one_thousand_keys,
                 delete_is_idempotent,
+            );
+            contract_tests!(@seeded_checks $backend;
                 ambiguous_timeouts_resolve_by_reading_back,
             );
         }
@@ -100,6 +116,7 @@ contract_tests!(
 );
 
 mod checks {
+    use crate::common::Seed;
     use bytes::Bytes;
     use futures::StreamExt;
     use skiff::store::{
@@ -338,8 +355,9 @@ mod checks {
     /// through the retry wrapper, whose retry then sees `AlreadyExists`); a
     /// create whose request was lost stays undecided (`Timeout`, nothing
     /// stored); a lost create on someone else's key returns their bytes.
-    pub async fn ambiguous_timeouts_resolve_by_reading_back(store: SharedStore) {
-        let faults = Arc::new(FaultStore::new(store.clone(), 11));
+    /// The fault wrapper draws from `seed`.
+    pub async fn ambiguous_timeouts_resolve_by_reading_back(store: SharedStore, seed: Seed) {
+        let faults = Arc::new(FaultStore::new(store.clone(), seed.value()));
 
         faults.add(FaultRule::new(Op::Put, "landed", Fault::LandedButTimeout).times(1));
         let r = create_resolving(faults.as_ref(), "landed", b("mine")).await;

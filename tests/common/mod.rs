@@ -1,11 +1,16 @@
 //! Helpers shared by the integration tests: stores by kind (memory, local
 //! directory, LocalStack S3, SeaweedFS S3) and `per_store!`, which runs a
 //! scenario as one test per kind; nodes with test-friendly settings, produce
-//! and read-back helpers, and the history checker.
+//! and read-back helpers, the history checker, and the printed, replayable
+//! seed of a randomised test (`seed`, `SKIFF_TEST_SEED`).
 #![allow(dead_code)]
 
 pub mod http;
 pub mod process;
+pub mod seed;
+
+#[allow(unused_imports)] // not every test file draws randomness
+pub use seed::{seed, Seed};
 
 use bytes::Bytes;
 use skiff::clock::{SharedClock, SystemClock};
