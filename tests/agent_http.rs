@@ -590,7 +590,7 @@ async fn websocket_subscribe_streams_records_as_they_commit() {
     .await;
     let mut got = Vec::new();
     while got.len() < 3 {
-        let msg = tokio::time::timeout(std::time::Duration::from_secs(20), ws.next())
+        let msg = skiff::clock::timeout(std::time::Duration::from_secs(20), ws.next())
             .await
             .unwrap()
             .unwrap()

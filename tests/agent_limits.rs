@@ -14,7 +14,7 @@ use skiff::agent::RunningAgent;
 use skiff::settings::Settings;
 use skiff::store::{Fault, FaultRule, FaultStore, Gate, Op, SharedStore};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -42,12 +42,12 @@ async fn agent_on(store: SharedStore, s: Settings) -> (RunningAgent, String) {
 /// Read until the peer closes (EOF or reset); the bytes and when it
 /// closed. Fails the test if it stays open past `limit`.
 async fn until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, Duration) {
-    let started = Instant::now();
+    let started = skiff::clock::now();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         let left = limit.saturating_sub(started.elapsed());
-        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+        match skiff::clock::timeout(left, stream.read(&mut buf)).await {
             Err(_) => panic!("the connection is still open after {limit:?}"),
             Ok(Ok(0)) | Ok(Err(_)) => return (got, started.elapsed()),
             Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
@@ -163,7 +163,7 @@ async fn a_request_past_its_deadline_gets_503_with_retry_after() {
     create_topic(&url, "t", 1).await;
     let gate = Gate::new();
     faulty.add(FaultRule::new(Op::Put, "log/", Fault::Hold(gate.clone())));
-    let started = Instant::now();
+    let started = skiff::clock::now();
     let (s, body, headers) = call(
         "POST",
         &format!("{url}/v1/topics/t/records"),

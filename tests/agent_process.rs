@@ -10,7 +10,7 @@ use common::process::{cli, AgentProcess};
 use common::until;
 use skiff::agent::{CreateTopic, ProduceBody, RecordIn};
 use skiff::client::Client;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn record(v: String) -> RecordIn {
     RecordIn {
@@ -83,7 +83,7 @@ async fn any_agent_serves_any_read_and_long_polls_wake_across_processes() {
         metric(&b.url, "skiff_fetch_long_polls_waiting").await >= 1.0
     })
     .await;
-    let committed_at = Instant::now();
+    let committed_at = skiff::clock::now();
     ca.produce(
         "t",
         &ProduceBody {
@@ -288,7 +288,11 @@ async fn an_agent_on_localstack_s3_produces_and_consumes() {
         return;
     }
     let base = std::env::var("SKIFF_TEST_S3_URL").unwrap();
-    let store = format!("{}/agent-{}", base.trim_end_matches('/'), ulid::Ulid::new());
+    let store = format!(
+        "{}/agent-{}",
+        base.trim_end_matches('/'),
+        skiff::ids::ulid()
+    );
     let a = AgentProcess::start(&store, &[]);
     let b = AgentProcess::start(&store, &[]);
     let (ca, cb) = (Client::new(&a.url), Client::new(&b.url));
@@ -416,7 +420,7 @@ async fn an_agent_on_s3_takes_credentials_from_an_aws_profile() {
     let store = format!(
         "{}/profile-{}",
         base.trim_end_matches('/'),
-        ulid::Ulid::new()
+        skiff::ids::ulid()
     );
     let home_dir = home.path().to_str().unwrap();
     let a = AgentProcess::start_with_env(

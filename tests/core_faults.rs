@@ -64,7 +64,7 @@ async fn run_idempotent_producers(
                             attempts += 1;
                             assert!(attempts < 200, "producer {pid} seq {seq} never acked: {e}");
                             // Backoff between retries, as a client does.
-                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            skiff::clock::sleep(Duration::from_millis(5)).await;
                         }
                     }
                 };

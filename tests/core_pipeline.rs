@@ -99,7 +99,7 @@ async fn an_entry_landed_ahead_of_a_failed_one_is_acked_only_once_the_gap_is_fil
     // The store recovers: the agent fills the gap on its own (no new
     // traffic), which makes the entry ahead of it known and acked.
     faulty.clear();
-    let offsets = tokio::time::timeout(Duration::from_secs(10), ahead)
+    let offsets = skiff::clock::timeout(Duration::from_secs(10), ahead)
         .await
         .expect("the gap was never filled")
         .unwrap()
@@ -242,7 +242,7 @@ async fn a_commit_cancelled_mid_write_leaves_its_slot_to_the_next_write() {
     cancelled.abort();
     assert!(cancelled.await.unwrap_err().is_cancelled());
     // The next write takes the slot; nothing waits behind a hole.
-    let o = tokio::time::timeout(
+    let o = skiff::clock::timeout(
         Duration::from_secs(10),
         a.produce(request("t", 0, &["next".into()])),
     )

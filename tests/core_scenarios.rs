@@ -144,7 +144,7 @@ async fn a_long_poll_on_one_agent_wakes_on_anothers_commit(kind: &'static str) {
     let poll = tokio::spawn({
         let reader = reader.clone();
         async move {
-            let started = std::time::Instant::now();
+            let started = skiff::clock::now();
             let r = reader
                 .fetch(&FetchRequest {
                     topic: "t".into(),

@@ -7,10 +7,10 @@ mod common;
 
 use common::*;
 use rand::Rng;
-use skiff::groups::service::{self, Message, Owned, Settle};
 use skiff::groups::{Assignment, QueueConfig};
 use skiff::log::TopicConfig;
 use skiff::node::Node;
+use skiff::service::{self, Message, Owned, Settle};
 use skiff::store::SharedStore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -349,7 +349,7 @@ async fn consumer(agent: Arc<Node>, budget: usize, processed: Processed) -> skif
         let owned = service::owned(&agent, "g", &a);
         if owned.is_empty() {
             // Idle member: poll again shortly, as a client does.
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            skiff::clock::sleep(Duration::from_millis(20)).await;
         }
         let (_, commits) = read_owned(&agent, owned, 200, 1 << 20, &processed).await?;
         if let Err(e) = service::commit_offsets(&agent, "g", &member, a.generation, commits).await {
@@ -450,7 +450,7 @@ fn watch_committed_offsets_never_go_back(agent: Arc<Node>) -> tokio::task::JoinH
                 }
             }
             // Sampling period of the watcher.
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            skiff::clock::sleep(Duration::from_millis(10)).await;
         }
     })
 }
@@ -477,10 +477,10 @@ async fn finish_from_the_committed_offsets(
     let (member, mut a) = service::join(agent, "g", &["events".into()], 5_000)
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = skiff::clock::now() + Duration::from_secs(60);
     loop {
         assert!(
-            std::time::Instant::now() < deadline,
+            skiff::clock::now() < deadline,
             "the group never took over every partition"
         );
         let owned = service::owned(agent, "g", &a);
@@ -494,7 +494,7 @@ async fn finish_from_the_committed_offsets(
         }
         if !moved {
             // Nothing moved: poll again shortly, as a client does.
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            skiff::clock::sleep(Duration::from_millis(50)).await;
         }
         a = service::heartbeat(agent, "g", &member).await.unwrap();
     }
@@ -616,9 +616,9 @@ fn add_commit_faults(f: &skiff::store::FaultStore) {
 /// A worker of queue group "w" acking every message it receives, until 15
 /// receives in a row find nothing (or 60 s pass).
 async fn ack_through_faults(agent: Arc<Node>, acked: AckCounts, deliveries: Deliveries) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = skiff::clock::now() + Duration::from_secs(60);
     let mut idle = 0;
-    while idle < 15 && std::time::Instant::now() < deadline {
+    while idle < 15 && skiff::clock::now() < deadline {
         let Ok(msgs) = service::receive(&agent, "w", 10, 200, 100, std::future::pending()).await
         else {
             continue;

@@ -300,7 +300,7 @@ async fn out_of_deliveries_a_message_is_dead_lettered(url: &str, queue: &str, re
 
 /// An empty queue answers after wait_ms with no messages.
 async fn an_empty_receive_waits_for_wait_ms(queue: &str) {
-    let started = std::time::Instant::now();
+    let started = skiff::clock::now();
     let (_, r) = receive(queue, json!({"wait_ms": 300})).await;
     assert!(r["messages"].as_array().unwrap().is_empty());
     assert!(started.elapsed() >= std::time::Duration::from_millis(250));

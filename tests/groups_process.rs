@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use skiff::client::Client;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 async fn call(
     method: &str,
@@ -177,7 +177,7 @@ fn watch_offsets_never_go_back(url: String) -> tokio::task::JoinHandle<()> {
                 }
             }
             // Sampling period of the watcher.
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            skiff::clock::sleep(Duration::from_millis(10)).await;
         }
     })
 }
@@ -205,10 +205,10 @@ async fn join_members_one_at_a_time(
 /// One member on a survivor finishes from the committed offsets (the dead
 /// agent's members expire after their 3 s session timeout).
 async fn finish_on_a_survivor(url: &str, seen: &Seen) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = skiff::clock::now() + Duration::from_secs(60);
     while seen.lock().len() < 100_000 {
         assert!(
-            Instant::now() < deadline,
+            skiff::clock::now() < deadline,
             "only {} of 100000 records processed",
             seen.lock().len()
         );
@@ -399,7 +399,7 @@ async fn settle(url: &str, action: &str, m: &Value, receipt: String, ledger: &Le
 /// Runs workers on `url` until every message is settled; the `round`th
 /// worker rolls from `seed.derive(round)`.
 async fn settle_everything_through(url: &str, seed: Seed, ledger: &Ledger) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = skiff::clock::now() + Duration::from_secs(60);
     for round in 0.. {
         let (_, q) = call("GET", &format!("{url}/v1/queues/w"), None)
             .await
@@ -412,7 +412,7 @@ async fn settle_everything_through(url: &str, seed: Seed, ledger: &Ledger) {
         if settled {
             break;
         }
-        assert!(Instant::now() < deadline, "queue never settled: {q}");
+        assert!(skiff::clock::now() < deadline, "queue never settled: {q}");
         let rng = seed.derive(round).rng();
         tokio::spawn(worker(url.to_string(), rng, ledger.clone()))
             .await

@@ -327,15 +327,14 @@ async fn a_queue_delivers_both_readable_messages(node: &skiff::node::Node) {
         visibility_ms: 60_000,
         in_flight_max: 100,
     };
-    skiff::groups::service::configure_queue(node, "q", config)
+    skiff::service::configure_queue(node, "q", config)
         .await
         .unwrap();
     let mut got = Vec::new();
     until("both readable messages are received", 20, async || {
-        let msgs =
-            skiff::groups::service::receive(node, "q", 10, 60_000, 100, std::future::pending())
-                .await
-                .unwrap();
+        let msgs = skiff::service::receive(node, "q", 10, 60_000, 100, std::future::pending())
+            .await
+            .unwrap();
         got.extend(msgs.into_iter().map(|m| m.offset));
         got.contains(&0) && got.contains(&2)
     })

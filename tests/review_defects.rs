@@ -10,12 +10,12 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use skiff::groups::service::{self, dlq_topic};
 use skiff::groups::QueueConfig;
 use skiff::ingest::{ProduceRecord, ProduceRequest};
 use skiff::log::TopicConfig;
 use skiff::node::{Node, NodeConfig};
 use skiff::segment::Record;
+use skiff::service::{self, dlq_topic};
 use skiff::store::{Fault, FaultRule, FaultStore, Op, SharedStore};
 use std::sync::Arc;
 
@@ -196,7 +196,7 @@ async fn produce_racing_shutdown_always_gets_an_answer() {
         }
         node.shutdown().await;
         for t in tasks {
-            let answer = tokio::time::timeout(std::time::Duration::from_secs(10), t).await;
+            let answer = skiff::clock::timeout(std::time::Duration::from_secs(10), t).await;
             let r =
                 answer.unwrap_or_else(|_| panic!("round {round}: a produce hung past shutdown"));
             match r.unwrap() {

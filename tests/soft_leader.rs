@@ -250,7 +250,7 @@ async fn idempotent_producer(w: u64, followers: Vec<String>, acked: AckedAt) {
                     attempt += 1;
                     assert!(attempt < 500, "w{w} seq {seq} never acked: {e}");
                     // Backoff between retries, as a client does.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    skiff::clock::sleep(Duration::from_millis(10)).await;
                 }
             }
         };

@@ -5,7 +5,6 @@
 
 pub mod queue;
 mod queue_view;
-pub mod service;
 pub mod stream;
 
 pub use queue::{Lease, QueueConfig, QueueGroup, Receipt};

@@ -25,10 +25,10 @@ use std::sync::Arc;
 /// Wait for `cond`, polling every few ms; fail the test naming `what`
 /// after `secs` seconds. Every test waits this way, never by a fixed sleep.
 pub async fn until(what: &str, secs: u64, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let deadline = skiff::clock::now() + std::time::Duration::from_secs(secs);
     while !cond().await {
-        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert!(skiff::clock::now() < deadline, "timed out: {what}");
+        skiff::clock::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
 
@@ -140,7 +140,7 @@ pub fn new_store(kind: &str) -> (SharedStore, Option<tempfile::TempDir>) {
         }
         "s3" => {
             let base = std::env::var("SKIFF_TEST_S3_URL").unwrap();
-            let url = format!("{}/{}", base.trim_end_matches('/'), ulid::Ulid::new());
+            let url = format!("{}/{}", base.trim_end_matches('/'), skiff::ids::ulid());
             (Arc::new(open(&url).unwrap()), None)
         }
         "seaweedfs" => {
@@ -150,7 +150,7 @@ pub fn new_store(kind: &str) -> (SharedStore, Option<tempfile::TempDir>) {
                     panic!("{name} is not set (seaweedfs/with-seaweedfs.sh sets it)")
                 })
             };
-            let url = format!("{}/{}", base.trim_end_matches('/'), ulid::Ulid::new());
+            let url = format!("{}/{}", base.trim_end_matches('/'), skiff::ids::ulid());
             let store = open_s3_with_endpoint(
                 &url,
                 &var("SKIFF_TEST_SEAWEEDFS_ENDPOINT"),

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct AgentProcess {
     pub child: Child,
@@ -80,13 +80,13 @@ impl AgentProcess {
     /// SIGTERM, then wait (bounded) for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         self.signal("-TERM");
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = skiff::clock::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
             assert!(
-                Instant::now() < deadline,
+                skiff::clock::now() < deadline,
                 "agent did not exit after SIGTERM"
             );
             std::thread::sleep(Duration::from_millis(20));

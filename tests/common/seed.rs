@@ -74,7 +74,7 @@ pub fn from_var(value: Option<&str>) -> Option<Seed> {
 
 /// A seed nobody chose.
 fn fresh() -> Seed {
-    Seed(rand::random())
+    Seed(skiff::ids::random_u64())
 }
 
 /// One step of splitmix64 from `x`: a bijection that spreads nearby inputs
