@@ -225,15 +225,7 @@ mod tests {
     fn segment() -> (String, Bytes, Vec<Group>, Vec<Vec<u64>>) {
         let groups = vec![group(&[0, 1]), group(&[2])];
         let mut seg = SegmentBuilder::new();
-        let starts = groups
-            .iter()
-            .map(|g| {
-                g.chunks
-                    .iter()
-                    .map(|c| seg.add_chunk(&c.topic, c.partition, &c.bytes, &c.meta))
-                    .collect()
-            })
-            .collect();
+        let starts = crate::ingest::pipeline::add_groups(&mut seg, &groups);
         (new_segment_key(), seg.finish(), groups, starts)
     }
 

@@ -291,15 +291,7 @@ async fn encode(
 /// ours afterwards (the postcondition).
 fn upload_segment(s: &Shared, groups: &mut [Group], data_bytes: usize) -> Result<FlushLocation> {
     let mut seg = SegmentBuilder::with_capacity(data_bytes);
-    let starts: Vec<Vec<u64>> = groups
-        .iter()
-        .map(|g| {
-            g.chunks
-                .iter()
-                .map(|c| seg.add_chunk(&c.topic, c.partition, &c.bytes, &c.meta))
-                .collect()
-        })
-        .collect();
+    let starts = add_groups(&mut seg, groups);
     let key: Arc<str> = new_segment_key().into();
     let body = seg.finish();
     segment_well_formed(&key, &body, groups, &starts)?;
@@ -319,6 +311,20 @@ fn upload_segment(s: &Shared, groups: &mut [Group], data_bytes: usize) -> Result
         starts,
         upload,
     })
+}
+
+/// Add every group's chunks to `seg`, in order; each chunk's byte offset,
+/// by group.
+pub(super) fn add_groups(seg: &mut SegmentBuilder, groups: &[Group]) -> Vec<Vec<u64>> {
+    groups
+        .iter()
+        .map(|g| {
+            g.chunks
+                .iter()
+                .map(|c| seg.add_chunk(&c.topic, c.partition, &c.bytes, &c.meta))
+                .collect()
+        })
+        .collect()
 }
 
 /// Concatenate a small flush's chunks into the blob its log entry carries.

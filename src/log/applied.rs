@@ -214,14 +214,19 @@ fn check_touched_partitions(before: &Before, state: &State, entry: &LogEntry) ->
 /// Invariant 2: a partition's high watermark never goes back (an offset is
 /// never handed out twice).
 pub(crate) fn high_watermark_monotonic(seq: u64, at: At, before: u64, after: u64) -> Checked {
+    never_back(before, after, || Violation::HighWatermarkWentBack {
+        seq,
+        topic: at.topic.to_string(),
+        partition: at.partition,
+        before,
+        after,
+    })
+}
+
+/// `Ok` unless `after` went back from `before`; then the violation.
+fn never_back(before: u64, after: u64, violation: impl FnOnce() -> Violation) -> Checked {
     if after < before {
-        return Err(Violation::HighWatermarkWentBack {
-            seq,
-            topic: at.topic.to_string(),
-            partition: at.partition,
-            before,
-            after,
-        });
+        return Err(violation());
     }
     Ok(())
 }
@@ -229,16 +234,13 @@ pub(crate) fn high_watermark_monotonic(seq: u64, at: At, before: u64, after: u64
 /// Invariant: a partition's log start never goes back (trimmed records
 /// never come back).
 pub(crate) fn log_start_monotonic(seq: u64, at: At, before: u64, after: u64) -> Checked {
-    if after < before {
-        return Err(Violation::LogStartWentBack {
-            seq,
-            topic: at.topic.to_string(),
-            partition: at.partition,
-            before,
-            after,
-        });
-    }
-    Ok(())
+    never_back(before, after, || Violation::LogStartWentBack {
+        seq,
+        topic: at.topic.to_string(),
+        partition: at.partition,
+        before,
+        after,
+    })
 }
 
 /// The group rules over the groups the entry named.
