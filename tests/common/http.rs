@@ -1,7 +1,10 @@
-//! One raw HTTP call helper for the tests that speak JSON to an agent:
-//! status, body (JSON, or the text as a JSON string), headers.
+//! HTTP helpers for the tests that speak JSON to an agent: in-process
+//! agents, one raw call (status, body as JSON or the text as a JSON
+//! string, headers), and the documented error shape.
 
 use serde_json::Value;
+use skiff::agent::RunningAgent;
+use skiff::settings::Settings;
 
 pub type Answer = (u16, Value, reqwest::header::HeaderMap);
 
@@ -55,4 +58,37 @@ pub async fn metric(url: &str, name: &str) -> f64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
+}
+
+/// An agent on a fresh memory store with `settings`, and its URL.
+pub async fn agent_with(settings: Settings) -> (RunningAgent, String) {
+    let a = RunningAgent::start(&Settings {
+        listen: "127.0.0.1:0".into(),
+        store: "memory://".into(),
+        ..settings
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}", a.addr);
+    (a, url)
+}
+
+/// An agent with test-friendly settings (1 ms linger), and its URL.
+pub async fn agent() -> (RunningAgent, String) {
+    agent_with(Settings {
+        linger_ms: 1,
+        ..Settings::default()
+    })
+    .await
+}
+
+/// `status` and `body` are the documented error: that status, that code,
+/// and a message.
+pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"]["code"], want_code, "{body}");
+    assert!(
+        !body["error"]["message"].as_str().unwrap_or("").is_empty(),
+        "{body}"
+    );
 }
