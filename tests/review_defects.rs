@@ -37,6 +37,22 @@ async fn faulty_node(seed: Seed) -> (Arc<Node>, Arc<FaultStore>) {
     (node, faulty)
 }
 
+/// A node on a fault store holding topic `t` with one message, `value`, and
+/// queue group `q` over it configured as `config`.
+async fn queue_of_one(
+    seed: Seed,
+    value: &str,
+    config: QueueConfig,
+) -> (Arc<Node>, Arc<FaultStore>) {
+    let (node, faulty) = faulty_node(seed).await;
+    node.create_topic("t", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    node.produce(one("t", 0, value)).await.unwrap();
+    service::configure_queue(&node, "q", config).await.unwrap();
+    (node, faulty)
+}
+
 fn one(topic: &str, partition: u32, value: &str) -> ProduceRequest {
     ProduceRequest {
         records: vec![ProduceRecord {
@@ -72,14 +88,7 @@ async fn receive(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_lettering_during_a_read_outage_keeps_the_payload() {
     let seed = seed("dead_lettering_during_a_read_outage_keeps_the_payload");
-    let (node, faulty) = faulty_node(seed).await;
-    node.create_topic("t", 1, TopicConfig::default())
-        .await
-        .unwrap();
-    node.produce(one("t", 0, "precious")).await.unwrap();
-    service::configure_queue(&node, "q", queue("t", 1, 60_000))
-        .await
-        .unwrap();
+    let (node, faulty) = queue_of_one(seed, "precious", queue("t", 1, 60_000)).await;
     // Delivered once and nacked: out of deliveries, so dead.
     let got = receive(&node, "q", 60_000).await.unwrap();
     let nack = service::Settle::Nack { delay_ms: 0 };
@@ -107,14 +116,7 @@ async fn dead_lettering_during_a_read_outage_keeps_the_payload() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receive_that_cannot_read_its_bodies_releases_its_leases() {
     let seed = seed("a_receive_that_cannot_read_its_bodies_releases_its_leases");
-    let (node, faulty) = faulty_node(seed).await;
-    node.create_topic("t", 1, TopicConfig::default())
-        .await
-        .unwrap();
-    node.produce(one("t", 0, "m")).await.unwrap();
-    service::configure_queue(&node, "q", queue("t", 5, 600_000))
-        .await
-        .unwrap();
+    let (node, faulty) = queue_of_one(seed, "m", queue("t", 5, 600_000)).await;
     faulty.add(FaultRule::new(Op::Get, "segments/", Fault::Unavailable));
     assert!(receive(&node, "q", 600_000).await.is_err());
     faulty.clear();
@@ -210,14 +212,7 @@ async fn produce_racing_shutdown_always_gets_an_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receive_dropped_while_its_commit_is_in_flight_releases_its_leases() {
     let seed = seed("a_receive_dropped_while_its_commit_is_in_flight_releases_its_leases");
-    let (node, faulty) = faulty_node(seed).await;
-    node.create_topic("t", 1, TopicConfig::default())
-        .await
-        .unwrap();
-    node.produce(one("t", 0, "m")).await.unwrap();
-    service::configure_queue(&node, "q", queue("t", 5, 600_000))
-        .await
-        .unwrap();
+    let (node, faulty) = queue_of_one(seed, "m", queue("t", 5, 600_000)).await;
     let gate = skiff::store::Gate::new();
     faulty.add(FaultRule::new(Op::Put, "log/", Fault::Hold(gate.clone())).times(1));
     let n = node.clone();

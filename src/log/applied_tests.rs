@@ -316,3 +316,18 @@ fn segment_named() {
         })
     );
 }
+
+#[test]
+fn a_broken_postcondition_after_a_durable_write_is_uncertain_not_internal() {
+    let v = Violation::HighWatermarkWentBack {
+        seq: 7,
+        topic: "t".into(),
+        partition: 0,
+        before: 5,
+        after: 4,
+    };
+    let e = crate::log::uncertain_after(7, &v);
+    assert!(matches!(e, crate::Error::CommitUncertain(_)), "{e}");
+    assert_eq!(e.kind(), crate::ErrorKind::Unavailable);
+    assert!(e.to_string().contains("log/00000000000000000007"), "{e}");
+}

@@ -11,7 +11,8 @@ use super::state::State;
 use proptest::prelude::*;
 use std::sync::Arc;
 
-fn chunk(topic: &str, topic_id: u64, partition: u32, n: u32) -> ChunkIntent {
+/// `n` records of `partition` in a segment (10 bytes a record).
+pub(super) fn chunk(topic: &str, topic_id: u64, partition: u32, n: u32) -> ChunkIntent {
     ChunkIntent {
         topic: topic.into(),
         topic_id,

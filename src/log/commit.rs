@@ -408,8 +408,8 @@ pub(crate) fn uncertain_after(seq: u64, v: &Violation) -> Error {
 }
 
 /// A broken invariant is a bug: fatal in debug builds and tests; otherwise
-/// logged and counted, and the entry's own writer is answered with an
-/// internal error instead of its outcomes.
+/// logged and counted, and the entry's own writer is answered with
+/// [`uncertain_after`] instead of its outcomes.
 fn invariant_broken(seq: u64, v: &Violation) {
     if cfg!(debug_assertions) {
         panic!("invariant broken after applying {}: {v}", log_key(seq));

@@ -12,24 +12,12 @@ use super::state::{ObjectRef, PartitionState, State};
 use super::violation::Violation;
 use crate::groups::queue::{Msg, MsgState};
 use crate::groups::QueueConfig;
-use std::sync::Arc;
 
 pub(super) const INLINE: &[u8] = b"inline";
 
+/// `n` records of `partition` of topic `t` (id 1) in a segment.
 pub(super) fn chunk(partition: u32, n: u32) -> ChunkIntent {
-    ChunkIntent {
-        topic: "t".into(),
-        topic_id: 1,
-        partition,
-        location: Location::Segment {
-            key: Arc::from("segments/x.seg"),
-            start: 0,
-            len: 10 * n,
-        },
-        record_count: n,
-        max_timestamp_ms: 0,
-        crc32c: 0,
-    }
+    super::apply_tests::chunk("t", 1, partition, n)
 }
 
 pub(super) fn inline_chunk(partition: u32) -> ChunkIntent {
