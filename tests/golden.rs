@@ -9,8 +9,8 @@
 use bytes::Bytes;
 use skiff::groups::{QueueConfig, Receipt};
 use skiff::log::{
-    apply, Append, ChunkIntent, EncodedEntry, Intent, Location, LogEntry, ProducerSeq, State,
-    TopicConfig,
+    apply, Append, ChunkId, ChunkIntent, Collected, EncodedEntry, Intent, Location, LogEntry,
+    ProducerSeq, State, Swap, SwapChunk, TopicConfig,
 };
 use skiff::segment::{decode_segment, encode_chunk, Compression, Record, SegmentBuilder};
 use std::path::PathBuf;
@@ -56,9 +56,14 @@ fn variant(i: &Intent) -> usize {
         Intent::Nack { .. } => 13,
         Intent::Extend { .. } => 14,
         Intent::DeadLetter { .. } => 15,
+        Intent::AlterTopic { .. } => 16,
+        Intent::Swap(_) => 17,
+        Intent::Collected(_) => 18,
     }
 }
-const VARIANTS: usize = 16;
+const VARIANTS: usize = 19;
+/// The variants log entry version 1 had before the data lifecycle.
+const VARIANTS_V1: usize = 16;
 
 fn receipt(offset: u64) -> Receipt {
     Receipt {
@@ -184,15 +189,50 @@ fn every_intent() -> Vec<Intent> {
                 )],
             },
         },
+        Intent::AlterTopic {
+            name: "orders".into(),
+            config: TopicConfig {
+                retention_ms: Some(3_600_000),
+                retention_bytes: None,
+            },
+        },
+        Intent::Swap(Swap {
+            topic: "orders".into(),
+            topic_id: 1,
+            partition: 1,
+            base_offset: 3,
+            replaced: vec![ChunkId {
+                key: "log/00000000000000000002".into(),
+                start: 17,
+                record_count: 3,
+                crc32c: 0xdead_beef,
+            }],
+            chunks: vec![SwapChunk {
+                key: "segments/01J00000000000000000000000.seg".into(),
+                start: 0,
+                len: 99,
+                record_count: 3,
+                max_timestamp_ms: 1_700_000_000_123,
+                crc32c: 0x1234_5678,
+            }],
+        }),
+        Intent::Collected(Collected {
+            deleted: vec!["segments/01HZZZZZZZZZZZZZZZZZZZZZZZ.seg".into()],
+            segments_swept_to: Some("segments/01HZ".into()),
+            log_swept_to: Some(12),
+        }),
     ]
 }
 
-fn golden_entry() -> EncodedEntry {
+/// The golden entry holding the first `variants` intents.
+fn golden_entry(variants: usize) -> EncodedEntry {
+    let mut intents = every_intent();
+    intents.truncate(variants);
     let entry = LogEntry {
         commit_id: 0x0123_4567_89ab_cdef_0011_2233_4455_6677,
         agent_id: "agent-golden".into(),
         time_ms: 1_700_000_000_000,
-        intents: every_intent(),
+        intents,
     };
     EncodedEntry::encode(entry, Bytes::from_static(b"hello")).unwrap()
 }
@@ -200,16 +240,17 @@ fn golden_entry() -> EncodedEntry {
 #[test]
 fn the_golden_entry_holds_every_intent_variant() {
     let mut seen = [false; VARIANTS];
-    for i in &golden_entry().entry.intents {
+    for i in &golden_entry(VARIANTS).entry.intents {
         seen[variant(i)] = true;
     }
     assert!(seen.iter().all(|s| *s), "missing variants: {seen:?}");
 }
 
-#[test]
-fn log_entry_v1_bytes_are_frozen() {
-    let now = golden_entry();
-    let stored = golden("log-entry-v1.bin", &now.bytes);
+/// The entry of `variants` intents encodes to the bytes of `file`, and
+/// those bytes decode to it.
+fn entry_is_frozen(file: &str, variants: usize) {
+    let now = golden_entry(variants);
+    let stored = golden(file, &now.bytes);
     assert_eq!(
         now.bytes.as_ref(),
         stored.as_slice(),
@@ -217,6 +258,18 @@ fn log_entry_v1_bytes_are_frozen() {
     );
     let back = EncodedEntry::decode("log/00000000000000000001", Bytes::from(stored)).unwrap();
     assert_eq!(back.entry, now.entry);
+}
+
+#[test]
+fn log_entry_v1_bytes_are_frozen() {
+    entry_is_frozen("log-entry-v1.bin", VARIANTS_V1);
+}
+
+/// Version 1 entries gained the lifecycle intents (AlterTopic, Swap,
+/// Collected) as new variants at the end: old entries read unchanged.
+#[test]
+fn log_entry_v1_with_lifecycle_intents_is_frozen() {
+    entry_is_frozen("log-entry-v1-lifecycle.bin", VARIANTS);
 }
 
 fn records(n: usize) -> Vec<Record> {
@@ -305,10 +358,33 @@ fn golden_state() -> State {
 
 #[test]
 fn checkpoint_v1_decodes_to_the_state_it_was_made_from() {
-    let st = golden_state();
+    let mut st = golden_state();
     assert!(!st.topics["orders"].partitions[1].chunks.is_empty());
     assert!(!st.queues["work"].partitions.is_empty());
-    let stored = golden("checkpoint-v1.bin", &st.encode_checkpoint().unwrap());
+    // Version 1 had no garbage list: the trim's release is not in it.
+    assert!(!st.garbage.is_empty());
+    st.garbage.clear();
+    let stored = std::fs::read(golden_path("checkpoint-v1.bin")).unwrap();
+    let back = State::decode_checkpoint("checkpoints/00000000000000000010", &stored).unwrap();
+    assert_eq!(back.garbage, st.garbage);
+    assert_eq!(back.topics, st.topics);
+    assert_eq!(back.queues, st.queues);
+    assert_eq!(back.stream_groups, st.stream_groups);
+    assert_eq!(back.producers, st.producers);
+    assert_eq!((back.seq, back.clock_ms), (st.seq, st.clock_ms));
+    assert!(back.referenced_objects() == st.referenced_objects());
+}
+
+#[test]
+fn checkpoint_v2_bytes_are_frozen() {
+    let st = golden_state();
+    let now = st.encode_checkpoint().unwrap();
+    let stored = golden("checkpoint-v2.bin", &now);
+    assert_eq!(
+        now.as_ref(),
+        stored.as_slice(),
+        "checkpoint encoding changed"
+    );
     let back = State::decode_checkpoint("checkpoints/00000000000000000010", &stored).unwrap();
     assert_eq!(back, st);
 }

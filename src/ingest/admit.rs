@@ -145,7 +145,17 @@ fn check_intent(intent: &Intent, state: &State, clock_ms: u64) -> Result<()> {
                 return Err(invalid(format!("partitions must be 1..={PARTITIONS_MAX}")));
             }
         }
-        Intent::DeleteTopic { name } => check_name("topic", name)?,
+        Intent::DeleteTopic { name } | Intent::AlterTopic { name, .. } => {
+            check_name("topic", name)?
+        }
+        // Their writer vouches for bytes it wrote and read back itself; no
+        // other agent's word is taken for that.
+        Intent::Swap(_) | Intent::Collected(_) => {
+            return Err(invalid(
+                "compaction and GC entries are committed by the agent that made them, \
+                 never forwarded",
+            ))
+        }
         Intent::Trim {
             topic,
             partition,

@@ -51,6 +51,14 @@ fn check_targets(state: &State, a: &Append) -> Result<(), Outcome> {
             return Err(reject(RejectKind::Invalid, "empty chunk".into()));
         }
         check_chunk_range(c)?;
+        if let Location::Segment { key, .. } = &c.location {
+            if state.objects.is_garbage(&ObjectRef::Segment(key.clone())) {
+                return Err(reject(
+                    RejectKind::Invalid,
+                    format!("{key} is awaiting collection"),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -139,7 +147,7 @@ fn place_chunks(state: &mut State, seq: u64, a: &Append) -> Vec<u64> {
             unreachable!("validated above");
         };
         let base = part.high_watermark;
-        part.chunks.push_back(ChunkRef {
+        let chunk = ChunkRef {
             base_offset: base,
             record_count: c.record_count,
             max_timestamp_ms: c.max_timestamp_ms,
@@ -147,9 +155,11 @@ fn place_chunks(state: &mut State, seq: u64, a: &Append) -> Vec<u64> {
             object,
             start,
             len,
-        });
+        };
+        part.chunks.push_back(chunk.clone());
         part.high_watermark += c.record_count as u64;
         part.bytes += len as u64;
+        state.retain_chunk(&chunk);
         bases.push(base);
     }
     bases

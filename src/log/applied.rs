@@ -204,6 +204,10 @@ fn check_touched_partitions(before: &Before, state: &State, entry: &LogEntry) ->
             from = p
                 .chunks
                 .partition_point(|c| c.end_offset() <= m.high_watermark);
+            // A swap rewrote chunks from its base on: check those too.
+            for base in swapped_from(entry, topic, partition) {
+                from = from.min(p.chunks.partition_point(|c| c.end_offset() <= base));
+            }
         }
         check_partition_ends(at, p)?;
         check_chunks_from(at, p, from, state.seq)?;
@@ -285,7 +289,7 @@ pub(crate) fn group_generation_monotonic(state: &State, name: &str, before: u64)
     Ok(())
 }
 
-/// The partitions an entry's appends and trims name.
+/// The partitions an entry's appends, trims and swaps name.
 fn touched_partitions(entry: &LogEntry) -> BTreeSet<(&str, u32)> {
     let mut out = BTreeSet::new();
     for intent in &entry.intents {
@@ -295,11 +299,26 @@ fn touched_partitions(entry: &LogEntry) -> BTreeSet<(&str, u32)> {
         {
             out.insert((topic.as_str(), *partition));
         }
+        if let Intent::Swap(s) = intent {
+            out.insert((s.topic.as_str(), s.partition));
+        }
         for c in intent.append().iter().flat_map(|a| &a.chunks) {
             out.insert((c.topic.as_str(), c.partition));
         }
     }
     out
+}
+
+/// The base offsets of the entry's swaps into `topic`/`partition`.
+fn swapped_from<'a>(
+    entry: &'a LogEntry,
+    topic: &'a str,
+    partition: u32,
+) -> impl Iterator<Item = u64> + 'a {
+    entry.intents.iter().filter_map(move |i| match i {
+        Intent::Swap(s) if s.topic == topic && s.partition == partition => Some(s.base_offset),
+        _ => None,
+    })
 }
 
 /// The stream group an intent names, if any.

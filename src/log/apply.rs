@@ -8,6 +8,7 @@ use super::append::apply_append;
 use super::entry::{Intent, LogEntry, TopicConfig};
 use super::outcome::{reject, Outcome, RejectKind};
 use super::state::{PartitionState, State, TopicState};
+use super::swap::{apply_collected, apply_swap};
 
 /// Recent commit ids remembered for de-duplication.
 pub const RECENT_COMMITS_MAX: usize = 1024;
@@ -63,10 +64,16 @@ fn apply_intent(state: &mut State, seq: u64, intent: &Intent) -> Outcome {
             partitions,
             config,
         } => create_topic(state, seq, name, *partitions, config),
-        Intent::DeleteTopic { name } => match state.topics.remove(name) {
-            Some(_) => Outcome::Done,
+        Intent::DeleteTopic { name } => delete_topic(state, name),
+        Intent::AlterTopic { name, config } => match state.topics.get_mut(name) {
+            Some(t) => {
+                t.config = config.clone();
+                Outcome::Done
+            }
             None => reject(RejectKind::NotFound, format!("unknown topic {name:?}")),
         },
+        Intent::Swap(s) => apply_swap(state, s),
+        Intent::Collected(c) => apply_collected(state, c),
         Intent::Trim {
             topic,
             partition,
@@ -108,6 +115,18 @@ fn create_topic(
     Outcome::Done
 }
 
+/// Remove a topic; every object only its chunks pointed into becomes
+/// garbage.
+fn delete_topic(state: &mut State, name: &str) -> Outcome {
+    let Some(t) = state.topics.remove(name) else {
+        return reject(RejectKind::NotFound, format!("unknown topic {name:?}"));
+    };
+    for c in t.partitions.iter().flat_map(|p| &p.chunks) {
+        state.release_chunk(c);
+    }
+    Outcome::Done
+}
+
 /// Advance the log start (never back, never past the high watermark) and
 /// drop the chunks wholly before it.
 fn trim(state: &mut State, topic: &str, partition: u32, log_start_offset: u64) -> Outcome {
@@ -125,6 +144,7 @@ fn trim(state: &mut State, topic: &str, partition: u32, log_start_offset: u64) -
         .min(p.high_watermark)
         .max(p.log_start_offset);
     p.log_start_offset = new_start;
+    let mut dropped = Vec::new();
     while p
         .chunks
         .front()
@@ -132,7 +152,11 @@ fn trim(state: &mut State, topic: &str, partition: u32, log_start_offset: u64) -
     {
         if let Some(c) = p.chunks.pop_front() {
             p.bytes -= c.len as u64;
+            dropped.push(c);
         }
+    }
+    for c in &dropped {
+        state.release_chunk(c);
     }
     Outcome::Done
 }

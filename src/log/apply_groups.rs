@@ -12,7 +12,14 @@ use crate::groups::QueueGroup;
 
 /// Whether an intent can change group state (and so triggers expiry).
 pub(super) fn touches_groups(i: &Intent) -> bool {
-    !matches!(i, Intent::Append(_) | Intent::Trim { .. })
+    !matches!(
+        i,
+        Intent::Append(_)
+            | Intent::Trim { .. }
+            | Intent::AlterTopic { .. }
+            | Intent::Swap(_)
+            | Intent::Collected(_)
+    )
 }
 
 fn partitions_of(state: &State) -> impl Fn(&str) -> u32 + '_ {
@@ -63,7 +70,10 @@ pub(super) fn apply_group_intent(state: &mut State, seq: u64, intent: &Intent) -
         Intent::CreateTopic { .. }
         | Intent::DeleteTopic { .. }
         | Intent::Append(_)
-        | Intent::Trim { .. } => not_a_group_intent(),
+        | Intent::Trim { .. }
+        | Intent::AlterTopic { .. }
+        | Intent::Swap(_)
+        | Intent::Collected(_) => not_a_group_intent(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! CRC-32C, then the inline-chunk blob, then the postcard-encoded body. It
 //! must not interpret intents: that is `apply`'s job.
 
+pub use super::lifecycle::{ChunkId, Collected, Swap, SwapChunk};
 use crate::error::{Error, Result};
 use crate::groups::{QueueConfig, Receipt};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -247,6 +248,17 @@ pub enum Intent {
         /// The copy appended to the group's dead-letter topic.
         append: Append,
     },
+    /// Change a live topic's retention (the next retention pass applies it).
+    AlterTopic {
+        /// The topic's name.
+        name: String,
+        /// Its new retention.
+        config: TopicConfig,
+    },
+    /// Compaction: replace a run of chunks by rewritten ones.
+    Swap(Swap),
+    /// GC: garbage deleted, sweep marks advanced.
+    Collected(Collected),
 }
 
 impl Intent {

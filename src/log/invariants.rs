@@ -6,7 +6,8 @@
 //! every `apply` in every build). The rules: offsets dense and unique per
 //! partition, log start within the log, chunks non-empty with sane byte
 //! ranges, topics filed by name with ids already applied, a partition owned by one
-//! member, queue messages inside their window, bounded remembered state. It
+//! member, queue messages inside their window, bounded remembered state,
+//! live objects counted and garbage unreferenced. It
 //! owns the statements of the rules; it must not repair anything: a
 //! violation is a bug.
 
@@ -17,7 +18,7 @@ use super::state::{ChunkRef, ObjectRef, PartitionState, ProducerState, State, To
 pub use super::violation::Violation;
 use crate::groups::queue::QueuePartition;
 use crate::groups::{QueueGroup, StreamGroup};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 type Checked = Result<(), Violation>;
 
@@ -49,7 +50,54 @@ pub(crate) fn check(state: &State) -> Checked {
     for (name, q) in &state.queues {
         check_queue(name, q)?;
     }
+    objects_counted(state)?;
+    garbage_unreferenced(state)
+}
+
+/// Invariant 5's bookkeeping: the index of live chunks per object (what
+/// tells GC an object is needed) agrees with the chunks themselves.
+/// O(state).
+pub(crate) fn objects_counted(state: &State) -> Checked {
+    let mut actual: HashMap<&ObjectRef, u32> = HashMap::new();
+    for c in state
+        .topics
+        .values()
+        .flat_map(|t| &t.partitions)
+        .flat_map(|p| &p.chunks)
+    {
+        *actual.entry(&c.object).or_insert(0) += 1;
+    }
+    let miscounted = |object: &ObjectRef, counted: u32, actual: u32| {
+        Err(Violation::ObjectsMiscounted {
+            object: object.key(),
+            counted,
+            actual,
+        })
+    };
+    for (object, &n) in &actual {
+        if state.objects.chunks_in(object) != n {
+            return miscounted(object, state.objects.chunks_in(object), n);
+        }
+    }
+    if let Some(o) = state.objects.live().find(|o| !actual.contains_key(o)) {
+        return miscounted(o, state.objects.chunks_in(o), 0);
+    }
     Ok(())
+}
+
+/// Invariant 5, nothing referenced is deleted: an object awaiting
+/// collection has no live chunk.
+pub(crate) fn garbage_unreferenced(state: &State) -> Checked {
+    match state
+        .garbage
+        .iter()
+        .find(|g| state.is_referenced(&g.object))
+    {
+        Some(g) => Err(Violation::GarbageReferenced {
+            object: g.object.key(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Every rule of one topic and all its partitions.

@@ -18,11 +18,15 @@ mod entry;
 mod forward;
 mod gc;
 pub(crate) mod invariants;
+mod lifecycle;
+mod objects;
 mod outcome;
 mod place;
 mod recent;
 mod sequencer;
+mod snapshot;
 mod state;
+mod swap;
 mod tail;
 mod violation;
 pub(crate) mod well_formed;
@@ -31,15 +35,16 @@ pub use apply::{apply, PARTITIONS_MAX};
 pub(crate) use commit::uncertain_after;
 pub use commit::{ApplyHook, Checked, CommitLog, Committed, LogConfig, LogStats, YieldIf};
 pub use entry::{
-    log_key, validate_topic_name, Append, ChunkIntent, EncodedEntry, Intent, Location, LogEntry,
-    ProducerSeq, TopicConfig, ENTRY_HEADER_BYTES,
+    log_key, validate_topic_name, Append, ChunkId, ChunkIntent, Collected, EncodedEntry, Intent,
+    Location, LogEntry, ProducerSeq, Swap, SwapChunk, TopicConfig, ENTRY_HEADER_BYTES,
 };
 pub use forward::{ForwardError, Forwarder};
 pub use gc::{collect_garbage, GcConfig, GcReport};
+pub use lifecycle::{COLLECTED_KEYS_MAX, SWAP_CHUNKS_MAX};
 pub use outcome::{Outcome, RejectKind, Rejection};
 pub use state::{
-    checkpoint_key, retention_start, ChunkRef, ObjectRef, PartitionState, ProducerState, State,
-    TopicState,
+    checkpoint_key, retention_start, ChunkRef, Garbage, GcMarks, ObjectRef, PartitionState,
+    ProducerState, State, TopicState,
 };
 
 /// A fresh commit id: unique across agents and time.
@@ -52,3 +57,5 @@ mod applied_tests;
 mod apply_tests;
 #[cfg(test)]
 mod invariants_tests;
+#[cfg(test)]
+mod lifecycle_tests;

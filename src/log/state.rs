@@ -7,7 +7,6 @@
 use super::entry::TopicConfig;
 use crate::error::{Error, Result};
 use crate::groups::{QueueGroup, StreamGroup};
-use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -111,8 +110,30 @@ pub struct ProducerState {
     pub last_seen_ms: u64,
 }
 
-/// Everything `apply` maintains.
+/// An object no live chunk references any more: collectable once the
+/// grace period has passed since `since_ms` (the log's clock when it was
+/// released), so a reader's older view still finds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Garbage {
+    /// The object.
+    pub object: ObjectRef,
+    /// The log's clock when its last live chunk went, ms since the epoch.
+    pub since_ms: u64,
+}
+
+/// How far GC has swept the store, so no pass lists all of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcMarks {
+    /// Every segment key up to and including this one is referenced,
+    /// listed as garbage or deleted (`""`: none swept yet).
+    pub segments_swept_to: String,
+    /// Every log entry up to and including this sequence holds a live
+    /// inline chunk, is listed as garbage, or is deleted.
+    pub log_swept_to: u64,
+}
+
+/// Everything `apply` maintains.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct State {
     /// The last applied sequence (0: nothing applied; the log starts at 1).
     pub seq: u64,
@@ -129,15 +150,14 @@ pub struct State {
     pub stream_groups: BTreeMap<String, StreamGroup>,
     /// Queue groups, by name.
     pub queues: BTreeMap<String, QueueGroup>,
+    /// Released objects awaiting collection, oldest release first.
+    pub garbage: VecDeque<Garbage>,
+    /// How far GC has swept.
+    pub gc: GcMarks,
+    /// Derived, never stored: live chunks per object, and the objects in
+    /// `garbage` (see `objects.rs`).
+    pub(crate) objects: super::objects::ObjectIndex,
 }
-
-const CHECKPOINT_MAGIC: &[u8; 4] = b"SKCP";
-const CHECKPOINT_VERSION: u8 = 1;
-/// Where the checkpoint header's fields start (the magic at 0), and its
-/// length: magic, version, CRC-32C of the body.
-const CHECKPOINT_VERSION_AT: usize = CHECKPOINT_MAGIC.len();
-const CHECKPOINT_CRC_AT: usize = CHECKPOINT_VERSION_AT + 1;
-const CHECKPOINT_HEADER_BYTES: usize = CHECKPOINT_CRC_AT + 4;
 
 /// The object key of the checkpoint as of `seq`.
 pub fn checkpoint_key(seq: u64) -> String {
@@ -166,48 +186,12 @@ impl State {
 
     /// Every object a live chunk points into.
     pub fn referenced_objects(&self) -> BTreeSet<ObjectRef> {
-        let mut out = BTreeSet::new();
-        for t in self.topics.values() {
-            for p in &t.partitions {
-                for c in &p.chunks {
-                    out.insert(c.object.clone());
-                }
-            }
-        }
-        out
+        self.objects.live().cloned().collect()
     }
 
-    /// Encode as a checkpoint object: magic, version, CRC-32C, postcard body.
-    pub fn encode_checkpoint(&self) -> Result<Bytes> {
-        let body = postcard::to_allocvec(self)
-            .map_err(|e| Error::Internal(format!("cannot encode checkpoint: {e}")))?;
-        let mut buf = BytesMut::with_capacity(body.len() + CHECKPOINT_HEADER_BYTES);
-        buf.extend_from_slice(CHECKPOINT_MAGIC);
-        buf.put_u8(CHECKPOINT_VERSION);
-        buf.put_u32_le(crc32c::crc32c(&body));
-        buf.extend_from_slice(&body);
-        Ok(buf.freeze())
-    }
-
-    /// Decode a checkpoint read from `key` (named in errors); `Corrupt` if the magic, version
-    /// or CRC is wrong.
-    pub fn decode_checkpoint(key: &str, bytes: &[u8]) -> Result<State> {
-        if bytes.len() < CHECKPOINT_HEADER_BYTES
-            || &bytes[..CHECKPOINT_VERSION_AT] != CHECKPOINT_MAGIC
-            || bytes[CHECKPOINT_VERSION_AT] != CHECKPOINT_VERSION
-        {
-            return Err(Error::corrupt(
-                key,
-                "not a checkpoint (bad magic or version)",
-            ));
-        }
-        let crc_bytes = &bytes[CHECKPOINT_CRC_AT..CHECKPOINT_HEADER_BYTES];
-        let crc = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
-        let body = &bytes[CHECKPOINT_HEADER_BYTES..];
-        if crc32c::crc32c(body) != crc {
-            return Err(Error::corrupt(key, "checkpoint checksum mismatch"));
-        }
-        postcard::from_bytes(body).map_err(|e| Error::corrupt(key, format!("bad checkpoint: {e}")))
+    /// Whether a live chunk points into `object`.
+    pub fn is_referenced(&self, object: &ObjectRef) -> bool {
+        self.objects.is_live(object)
     }
 }
 
@@ -244,39 +228,4 @@ pub fn retention_start(t: &TopicState, p: &PartitionState, now_ms: u64) -> u64 {
         start = start.max(c.end_offset());
     }
     start
-}
-
-#[cfg(test)]
-mod checkpoint_tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-
-        /// A checkpoint with bytes changed and its checksum re-sealed (what a
-        /// bucket writer could store) decodes to an error or a state, never
-        /// a panic.
-        #[test]
-        fn hostile_checkpoints_are_errors_never_panics(
-            junk in proptest::collection::vec(any::<u8>(), 0..128),
-            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
-        ) {
-            let _ = State::decode_checkpoint("checkpoints/1", &junk);
-            let st = State {
-                clock_ms: 7,
-                ..State::default()
-            };
-            let mut v = st.encode_checkpoint().unwrap().to_vec();
-            for (at, b) in edits {
-                let i = at.index(v.len());
-                v[i] = b;
-            }
-            if v.len() >= CHECKPOINT_HEADER_BYTES {
-                let crc = crc32c::crc32c(&v[CHECKPOINT_HEADER_BYTES..]);
-                v[CHECKPOINT_CRC_AT..CHECKPOINT_HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
-            }
-            let _ = State::decode_checkpoint("checkpoints/1", &v);
-        }
-    }
 }

@@ -250,6 +250,24 @@ pub enum Violation {
         offset: u64,
     },
 
+    // Objects: what GC may delete (DESIGN invariant 5).
+    /// The live-chunk count kept per object matches the chunks.
+    #[error("{object}: {counted} live chunks counted, {actual} point into it")]
+    ObjectsMiscounted {
+        /// The object's key.
+        object: String,
+        /// The count the index keeps.
+        counted: u32,
+        /// The chunks that point into it.
+        actual: u32,
+    },
+    /// No object awaiting collection is pointed into by a live chunk.
+    #[error("{object} awaits collection but a live chunk points into it")]
+    GarbageReferenced {
+        /// The object's key.
+        object: String,
+    },
+
     // Bounded remembered state (DESIGN invariant 9).
     /// The remembered commit ids stay within `RECENT_COMMITS_MAX`.
     #[error("{count} commit ids remembered, more than {RECENT_COMMITS_MAX}")]
