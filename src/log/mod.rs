@@ -25,6 +25,7 @@ mod place;
 mod recent;
 mod sequencer;
 mod snapshot;
+mod snapshot_types;
 mod state;
 mod swap;
 mod tail;

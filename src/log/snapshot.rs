@@ -6,9 +6,11 @@
 //! (docs/design/0006). Derived indexes are rebuilt on decode, never stored.
 //! It owns the bytes of a checkpoint; it must not read or write the store.
 
-use super::state::{Garbage, GcMarks, ProducerState, State, TopicState};
+use super::snapshot_types::{
+    map_values, GarbageV2, GcMarksV2, ProducerV1, QueueGroupV1, StreamGroupV1, TopicV1,
+};
+use super::state::State;
 use crate::error::{Error, Result};
-use crate::groups::{QueueGroup, StreamGroup};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -27,19 +29,19 @@ const CHECKPOINT_HEADER_BYTES: usize = CHECKPOINT_CRC_AT + 4;
 struct V1 {
     seq: u64,
     clock_ms: u64,
-    topics: BTreeMap<String, TopicState>,
-    producers: BTreeMap<u64, ProducerState>,
+    topics: BTreeMap<String, TopicV1>,
+    producers: BTreeMap<u64, ProducerV1>,
     recent_commits: VecDeque<u128>,
-    stream_groups: BTreeMap<String, StreamGroup>,
-    queues: BTreeMap<String, QueueGroup>,
+    stream_groups: BTreeMap<String, StreamGroupV1>,
+    queues: BTreeMap<String, QueueGroupV1>,
 }
 
 /// Version 2: version 1, then the garbage list and the sweep marks.
 #[derive(Debug, Serialize, Deserialize)]
 struct V2 {
     base: V1,
-    garbage: VecDeque<Garbage>,
-    gc: GcMarks,
+    garbage: VecDeque<GarbageV2>,
+    gc: GcMarksV2,
 }
 
 impl V2 {
@@ -48,14 +50,14 @@ impl V2 {
             base: V1 {
                 seq: st.seq,
                 clock_ms: st.clock_ms,
-                topics: st.topics,
-                producers: st.producers,
+                topics: map_values(st.topics, TopicV1::of),
+                producers: map_values(st.producers, ProducerV1::of),
                 recent_commits: st.recent_commits,
-                stream_groups: st.stream_groups,
-                queues: st.queues,
+                stream_groups: map_values(st.stream_groups, StreamGroupV1::of),
+                queues: map_values(st.queues, QueueGroupV1::of),
             },
-            garbage: st.garbage,
-            gc: st.gc,
+            garbage: st.garbage.into_iter().map(GarbageV2::of).collect(),
+            gc: GcMarksV2::of(st.gc),
         }
     }
 
@@ -64,13 +66,17 @@ impl V2 {
         let mut st = State {
             seq: b.seq,
             clock_ms: b.clock_ms,
-            topics: b.topics,
-            producers: b.producers,
+            topics: map_values(b.topics, TopicV1::into_state),
+            producers: map_values(b.producers, ProducerV1::into_state),
             recent_commits: b.recent_commits,
-            stream_groups: b.stream_groups,
-            queues: b.queues,
-            garbage: self.garbage,
-            gc: self.gc,
+            stream_groups: map_values(b.stream_groups, StreamGroupV1::into_state),
+            queues: map_values(b.queues, QueueGroupV1::into_state),
+            garbage: self
+                .garbage
+                .into_iter()
+                .map(GarbageV2::into_state)
+                .collect(),
+            gc: self.gc.into_state(),
             objects: Default::default(),
         };
         st.rebuild_objects();
@@ -117,7 +123,7 @@ impl State {
             1 => V2 {
                 base: postcard::from_bytes(body).map_err(bad)?,
                 garbage: VecDeque::new(),
-                gc: GcMarks::default(),
+                gc: GcMarksV2::default(),
             },
             2 => postcard::from_bytes(body).map_err(bad)?,
             v => {
