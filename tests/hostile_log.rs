@@ -143,13 +143,14 @@ fn lying_chunks(id: u64, now: u64) -> Vec<Crafted> {
     ]
 }
 
-/// Intents out of bounds: a trim past retention, a clock from the future,
+/// Intents out of bounds: a trim past the high watermark, a clock from the future,
 /// a huge receive, an unbounded queue, topic names that are paths.
 fn out_of_bounds_intents(now: u64) -> Vec<Crafted> {
     let trim = Intent::Trim {
         topic: "t".into(),
         partition: 0,
-        log_start_offset: 2,
+        // The partition holds 2 records: a trim may name offsets up to 2.
+        log_start_offset: 3,
     };
     let year_2500 = 16_725_225_600_000;
     let receive = Intent::Receive {
@@ -167,7 +168,11 @@ fn out_of_bounds_intents(now: u64) -> Vec<Crafted> {
         },
     };
     let mut cases = vec![
-        ("trim", entry(now, vec![trim], Bytes::new()), "retention"),
+        (
+            "trim",
+            entry(now, vec![trim], Bytes::new()),
+            "high watermark",
+        ),
         (
             "tick from 2500",
             entry(year_2500, vec![Intent::Tick], Bytes::new()),

@@ -9,35 +9,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-/// Every error answer of the API (4xx and 5xx).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// The error's code, message and, for offsets out of range, the valid range.
-    pub error: ErrorDetail,
-}
-
-/// What went wrong: a stable code, a message for people, and for offsets
-/// out of range the range that is valid.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// Stable, machine-readable: `invalid_request`, `unknown_topic`, ...
-    pub code: String,
-    /// For people: what was wrong and, where it helps, how to fix it. Not stable; match on
-    /// `code`.
-    pub message: String,
-    /// Set only with `offset_out_of_range`: the offsets the partition holds now.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub valid_range: Option<ValidRange>,
-}
-
-/// The offsets a partition holds: `[log_start_offset, high_watermark]`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct ValidRange {
-    /// The first offset still readable (older records were removed by retention).
-    pub log_start_offset: u64,
-    /// The offset the next produced record will get; a fetch at it waits for new records.
-    pub high_watermark: u64,
-}
+pub use crate::api::{ErrorBody, ErrorDetail, ValidRange};
 
 /// An error as the HTTP API reports it.
 #[derive(Debug)]
@@ -101,9 +73,11 @@ impl From<Error> for ApiError {
             ..
         } = &e
         {
-            api.extra = Some(
-                json!({"log_start_offset": log_start_offset, "high_watermark": high_watermark}),
-            );
+            let range = ValidRange {
+                log_start_offset: *log_start_offset,
+                high_watermark: *high_watermark,
+            };
+            api.extra = serde_json::to_value(range).ok();
         }
         if api.status.is_server_error() {
             tracing::error!(error = %e, "request failed");

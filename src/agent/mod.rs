@@ -53,7 +53,9 @@ use utoipa::OpenApi;
         topics::create_topic,
         topics::list_topics,
         topics::describe_topic,
+        topics::alter_topic,
         topics::delete_topic,
+        topics::trim,
         records::produce,
         records::produce_atomic,
         records::fetch,
@@ -163,7 +165,13 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .route(
             "/v1/topics/{topic}",
-            get(topics::describe_topic).delete(topics::delete_topic),
+            get(topics::describe_topic)
+                .patch(topics::alter_topic)
+                .delete(topics::delete_topic),
+        )
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/trim",
+            post(topics::trim),
         )
         .route("/v1/topics/{topic}/records", post(records::produce))
         .route("/v1/records", post(records::produce_atomic))

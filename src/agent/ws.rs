@@ -57,7 +57,8 @@ async fn stream(
             wait_ms: Some(SUBSCRIBE_WAIT_MS),
         };
         // Shutdown ends the stream here, not by a last fetch.
-        let fetch = service::fetch(&s.node, &topic, partition, options, std::future::pending());
+        let fetch =
+            service::fetch_resuming(&s.node, &topic, partition, options, std::future::pending());
         let fetched = tokio::select! {
             r = fetch => r,
             _ = wait_shutdown(&mut shutdown) => break,

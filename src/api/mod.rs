@@ -4,11 +4,15 @@
 //! bench, so the client does not depend on the server. It may convert to
 //! and from library types; it must not perform requests or hold policy.
 
+pub mod error;
 pub mod groups;
 pub mod queues;
 pub mod records;
+pub mod topics;
 
+pub use error::*;
 pub use records::*;
+pub use topics::*;
 
 /// The binary produce body and fetch answer: Kafka RecordBatch v2.
 pub const KAFKA_BATCH_CONTENT_TYPE: &str = "application/x-kafka-record-batch";

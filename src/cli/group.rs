@@ -207,8 +207,10 @@ async fn read_pass(
         0
     };
     for a in &m.assignments {
+        // Resuming: records retention or a trim removed since the
+        // assignment was read are skipped, not an error.
         let r = c
-            .fetch(&a.topic, a.partition, a.offset, FETCH_RECORDS_MAX, wait_ms)
+            .fetch_resuming(&a.topic, a.partition, a.offset, FETCH_RECORDS_MAX, wait_ms)
             .await?;
         caught_up &= r.next_offset >= r.high_watermark;
         for rec in &r.records {

@@ -41,7 +41,7 @@ pub struct Remote {
 pub enum Command {
     /// Run an agent (HTTP API on 127.0.0.1:8470, data in ./skiff-data by default).
     Agent(agent::AgentArgs),
-    /// Create, list, describe and delete topics.
+    /// Create, list, describe, alter (retention), trim and delete topics.
     Topic {
         #[command(subcommand)]
         command: topic::TopicCommand,

@@ -1,8 +1,8 @@
-//! `skiff topic create|list|describe|delete`.
+//! `skiff topic create|list|describe|alter|trim|delete`.
 
 use super::Remote;
 use clap::Subcommand;
-use skiff::api::{CreateTopic, TopicJson};
+use skiff::api::{AlterTopic, CreateTopic, TopicJson};
 use skiff::client::Client;
 
 /// Partitions of a topic created without `--partitions`.
@@ -26,8 +26,41 @@ pub enum TopicCommand {
     List,
     /// Show a topic's settings and per-partition offsets.
     Describe { name: String },
+    /// Change a live topic's retention (from the next retention pass on).
+    Alter {
+        name: String,
+        /// Trim records older than this many ms; `none`: no age limit.
+        #[arg(long, value_parser = parse_limit)]
+        retention_ms: Option<Limit>,
+        /// Trim each partition down to about this many bytes; `none`: no size limit.
+        #[arg(long, value_parser = parse_limit)]
+        retention_bytes: Option<Limit>,
+    },
+    /// Delete a partition's records before an offset (like Kafka's DeleteRecords).
+    Trim {
+        name: String,
+        #[arg(long, short)]
+        partition: u32,
+        /// The new first readable offset (at most the high watermark).
+        #[arg(long)]
+        before_offset: u64,
+    },
     /// Delete a topic and (after GC) its data.
     Delete { name: String },
+}
+
+/// A retention value on the command line: a number, or `none` for no limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit(Option<u64>);
+
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    match s {
+        "none" => Ok(Limit(None)),
+        n => n
+            .parse()
+            .map(|v| Limit(Some(v)))
+            .map_err(|_| format!("give a whole number or `none`, not {n:?}")),
+    }
 }
 
 fn print_topic(t: &TopicJson) {
@@ -62,8 +95,68 @@ pub async fn run(cmd: TopicCommand, remote: &Remote) -> anyhow::Result<()> {
         }
         TopicCommand::List => list(&c, json).await,
         TopicCommand::Describe { name } => describe(&c, &name, json).await,
+        TopicCommand::Alter {
+            name,
+            retention_ms,
+            retention_bytes,
+        } => {
+            if retention_ms.is_none() && retention_bytes.is_none() {
+                anyhow::bail!("nothing to change: give --retention-ms or --retention-bytes");
+            }
+            let body = AlterTopic {
+                retention_ms: retention_ms.map(|l| l.0),
+                retention_bytes: retention_bytes.map(|l| l.0),
+            };
+            alter(&c, &name, &body, json).await
+        }
+        TopicCommand::Trim {
+            name,
+            partition,
+            before_offset,
+        } => trim(&c, &name, partition, before_offset, json).await,
         TopicCommand::Delete { name } => delete(&c, &name, json).await,
     }
+}
+
+/// A retention setting as `describe` and `alter` print it.
+fn limit(v: Option<u64>) -> String {
+    v.map_or("none".to_string(), |v| v.to_string())
+}
+
+/// `topic alter`: print the topic's settings as they are now.
+async fn alter(c: &Client, name: &str, body: &AlterTopic, json: bool) -> anyhow::Result<()> {
+    let t = c.alter_topic(name, body).await?;
+    if json {
+        println!("{}", serde_json::to_string(&t)?);
+    } else {
+        println!(
+            "altered topic {}: retention_ms={} retention_bytes={} (from the next retention pass)",
+            t.name,
+            limit(t.config.retention_ms),
+            limit(t.config.retention_bytes)
+        );
+    }
+    Ok(())
+}
+
+/// `topic trim`: print the partition's new log start.
+async fn trim(
+    c: &Client,
+    name: &str,
+    partition: u32,
+    before_offset: u64,
+    json: bool,
+) -> anyhow::Result<()> {
+    let p = c.trim(name, partition, before_offset).await?;
+    if json {
+        println!("{}", serde_json::to_string(&p)?);
+    } else {
+        println!(
+            "trimmed {name}/{}: log_start_offset={} high_watermark={}",
+            p.partition, p.log_start_offset, p.high_watermark
+        );
+    }
+    Ok(())
 }
 
 /// `topic create`.
@@ -102,11 +195,10 @@ async fn describe(c: &Client, name: &str, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     print_topic(&t);
-    let r = |v: Option<u64>| v.map_or("none".to_string(), |v| v.to_string());
     println!(
         "  retention_ms={}  retention_bytes={}",
-        r(t.config.retention_ms),
-        r(t.config.retention_bytes)
+        limit(t.config.retention_ms),
+        limit(t.config.retention_bytes)
     );
     println!(
         "  {:>9}  {:>16}  {:>16}",

@@ -1,8 +1,13 @@
 //! A Rust client for the HTTP API v1, used by the CLI, the benchmark and the
 //! tests. It owns HTTP calls and error decoding (`{"error":{"code",
-//! "message"}}` into [`ClientError::Api`]); it must not retry on its own.
+//! "message","valid_range"}}` into [`ClientError::Api`]); it must not retry
+//! on its own (a resuming fetch moves past removed records once; it does not
+//! retry a failure).
 
-use crate::api::{CreateTopic, FetchResponse, ProduceBody, ProduceResponse, TopicJson, TopicList};
+use crate::api::{
+    AlterTopic, CreateTopic, ErrorBody, FetchResponse, PartitionJson, ProduceBody, ProduceResponse,
+    TopicJson, TopicList, TrimBody, ValidRange,
+};
 use reqwest::Method;
 
 /// What a fetch answer in RecordBatch form may hold: the server's own
@@ -36,6 +41,8 @@ pub enum ClientError {
         code: String,
         /// The agent's message.
         message: String,
+        /// With `offset_out_of_range` (HTTP 416): the offsets the partition holds now.
+        valid_range: Option<ValidRange>,
     },
     /// The answer did not decode as the expected shape.
     #[error("unexpected answer from {url}: {detail}")]
@@ -54,6 +61,33 @@ impl ClientError {
         match self {
             ClientError::Api { status, .. } => Some(*status),
             _ => None,
+        }
+    }
+
+    /// The partition's readable range, when the agent refused an offset outside it (416).
+    pub fn valid_range(&self) -> Option<ValidRange> {
+        match self {
+            ClientError::Api { valid_range, .. } => *valid_range,
+            _ => None,
+        }
+    }
+
+    /// The error an agent's answer of `status` with `body` stands for: the
+    /// documented error body, else the body as text.
+    fn from_answer(status: u16, body: &[u8]) -> Self {
+        match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(b) => ClientError::Api {
+                status,
+                code: b.error.code,
+                message: b.error.message,
+                valid_range: b.error.valid_range,
+            },
+            Err(_) => ClientError::Api {
+                status,
+                code: "unknown".into(),
+                message: String::from_utf8_lossy(body).into_owned(),
+                valid_range: None,
+            },
         }
     }
 }
@@ -116,15 +150,7 @@ impl Client {
             source,
         })?;
         if status >= 400 {
-            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            return Err(ClientError::Api {
-                status,
-                code: v["error"]["code"].as_str().unwrap_or("unknown").to_string(),
-                message: v["error"]["message"].as_str().map_or_else(
-                    || String::from_utf8_lossy(&bytes).to_string(),
-                    str::to_string,
-                ),
-            });
+            return Err(ClientError::from_answer(status, &bytes));
         }
         let bytes = if bytes.is_empty() {
             &b"null"[..]
@@ -167,6 +193,35 @@ impl Client {
                 Err(_) => crate::clock::sleep(std::time::Duration::from_millis(10)).await,
             }
         }
+    }
+
+    /// Change a live topic's retention (`PATCH /v1/topics/{topic}`): a field left `None` keeps
+    /// its value, `Some(None)` removes the bound. Answers the topic with its new settings; 400
+    /// for a value out of bounds, 404 if unknown.
+    pub async fn alter_topic(
+        &self,
+        topic: &str,
+        body: &AlterTopic,
+    ) -> Result<TopicJson, ClientError> {
+        self.call_with(Method::PATCH, &format!("/v1/topics/{topic}"), body)
+            .await
+    }
+
+    /// Delete the records of a partition before `before_offset` (`POST
+    /// /v1/topics/{topic}/partitions/{partition}/trim`); answers the partition's offsets after,
+    /// 416 (with [`ClientError::valid_range`]) past the high watermark.
+    pub async fn trim(
+        &self,
+        topic: &str,
+        partition: u32,
+        before_offset: u64,
+    ) -> Result<PartitionJson, ClientError> {
+        self.call_with(
+            Method::POST,
+            &format!("/v1/topics/{topic}/partitions/{partition}/trim"),
+            &TrimBody { before_offset },
+        )
+        .await
     }
 
     /// Delete a topic and, later, its data.
@@ -239,11 +294,7 @@ impl Client {
                 Ok((records, next))
             }
             (200, None) => Err(decode("no skiff-next-offset header".into())),
-            _ => Err(ClientError::Api {
-                status,
-                code: "fetch_failed".into(),
-                message: String::from_utf8_lossy(&body).into_owned(),
-            }),
+            _ => Err(ClientError::from_answer(status, &body)),
         }
     }
 
@@ -265,6 +316,33 @@ impl Client {
     ) -> Result<FetchResponse, ClientError> {
         let url = self.fetch_url(topic, partition, offset, max_records, wait_ms);
         self.send(self.http.get(&url), &url).await
+    }
+
+    /// [`Client::fetch`] for a consumer whose position is its own (a group member's committed
+    /// offset, a follow loop's next offset): when retention or a trim has passed `offset`,
+    /// read from the log start instead (Kafka's `auto.offset.reset=earliest`); the answer's
+    /// first record shows where it resumed. One retry at most: this is not a retry loop.
+    pub async fn fetch_resuming(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_records: usize,
+        wait_ms: u64,
+    ) -> Result<FetchResponse, ClientError> {
+        match self
+            .fetch(topic, partition, offset, max_records, wait_ms)
+            .await
+        {
+            Err(e) => match e.valid_range() {
+                Some(r) if offset < r.log_start_offset => {
+                    self.fetch(topic, partition, r.log_start_offset, max_records, wait_ms)
+                        .await
+                }
+                _ => Err(e),
+            },
+            ok => ok,
+        }
     }
 }
 

@@ -4,8 +4,8 @@
 //! chunk's bytes are read (inline from the entry, segment ranges from the
 //! store) and decoded within bounds: the record count, the max timestamp and
 //! every record's size, headers and timestamp must be what ingest would have
-//! written. Names, counts, group and queue parameters, trims (only as far as
-//! retention allows) and the writer's clock (within a stated skew) are
+//! written. Names, counts, group and queue parameters, trims (up to the
+//! high watermark) and the writer's clock (within a stated skew) are
 //! checked too. It owns these checks; it must not commit or change entries.
 
 use super::checks::is_segment_key;
@@ -14,8 +14,8 @@ use super::limits::{check_record, check_record_within};
 use crate::error::{Error, Result};
 use crate::groups::queue::{dlq_topic, RECEIPTS_MAX, RECEIVE_MESSAGES_MAX, VISIBILITY_MS_MAX};
 use crate::log::{
-    retention_start, validate_topic_name, Append, ChunkIntent, CommitLog, EncodedEntry, Intent,
-    Location, State, PARTITIONS_MAX,
+    validate_topic_name, Append, ChunkIntent, CommitLog, EncodedEntry, Intent, Location, State,
+    PARTITIONS_MAX,
 };
 use crate::segment::{decode_chunk_within, Record, RECORD_HEADERS_MAX};
 use crate::store::SharedStore;
@@ -71,9 +71,8 @@ pub async fn admit(
     check_id("agent id", &e.agent_id)?;
     {
         let state = log.state();
-        let clock = state.clock_ms.max(e.time_ms);
         for intent in &e.intents {
-            check_intent(intent, &state, clock)?;
+            check_intent(intent, &state)?;
         }
     }
     let appends: Vec<(&Append, bool)> = e
@@ -135,7 +134,7 @@ fn check_ms(what: &str, v: u64, min: u64) -> Result<()> {
 }
 
 /// The rules of one intent that need no bytes: names, counts, bounds.
-fn check_intent(intent: &Intent, state: &State, clock_ms: u64) -> Result<()> {
+fn check_intent(intent: &Intent, state: &State) -> Result<()> {
     match intent {
         Intent::CreateTopic {
             name, partitions, ..
@@ -160,7 +159,7 @@ fn check_intent(intent: &Intent, state: &State, clock_ms: u64) -> Result<()> {
             topic,
             partition,
             log_start_offset,
-        } => check_trim(state, topic, *partition, *log_start_offset, clock_ms)?,
+        } => check_trim(state, topic, *partition, *log_start_offset)?,
         Intent::Tick => {}
         Intent::Append(a) => {
             if let Some(p) = a.producer.filter(|p| p.sequence > PRODUCER_SEQUENCE_MAX) {
@@ -286,14 +285,17 @@ fn check_queue_intent(intent: &Intent) -> Result<()> {
     }
 }
 
-/// A trim may only advance the log start as far as retention allows.
-fn check_trim(state: &State, topic: &str, partition: u32, start: u64, clock_ms: u64) -> Result<()> {
-    let t = state.topic(topic)?;
+/// A trim may advance the log start to any offset up to the high watermark
+/// of this agent's view: a trim is a user's request (`POST .../trim`, like
+/// Kafka's DeleteRecords) as well as retention's, and a direct request may
+/// name any such offset. Past the high watermark it is refused, so a
+/// forwarded trim cannot remove records the leader has not seen.
+fn check_trim(state: &State, topic: &str, partition: u32, start: u64) -> Result<()> {
     let p = state.partition(topic, partition)?;
-    let allowed = retention_start(t, p, clock_ms);
-    if start > allowed.max(p.log_start_offset) {
+    if start > p.high_watermark.max(p.log_start_offset) {
         return Err(invalid(format!(
-            "trim of {topic}/{partition} to {start} is past what retention allows ({allowed})"
+            "trim of {topic}/{partition} to {start} is past its high watermark ({})",
+            p.high_watermark
         )));
     }
     Ok(())

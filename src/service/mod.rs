@@ -3,7 +3,8 @@
 //! log intents on a `Node` and reads the derived outcome back: topics,
 //! produce (with the partitioner) and fetch (with its defaults and caps),
 //! stream groups (member ids, assignments with their committed offsets,
-//! describe with lag), queue groups (defaults, auto-create on receive,
+//! describe with lag), topic changes (retention on a live topic, trims
+//! on demand), queue groups (defaults, auto-create on receive,
 //! leased messages with their bodies, settlement, describe counts), and
 //! the dead-letter mover and redrive. It holds the policies a second front end
 //! must not copy; it must not keep state of its own (everything lives in
@@ -27,14 +28,17 @@ pub use queues::{
     RECEIVE_MESSAGES_DEFAULT, RECEIVE_WAIT_MS_MAX,
 };
 pub use records::{
-    fetch, produce, subscribe_start, FetchOptions, Partitioner, Produced, Unplaced,
+    fetch, fetch_resuming, produce, subscribe_start, FetchOptions, Partitioner, Produced, Unplaced,
     FETCH_BYTES_DEFAULT, FETCH_BYTES_MAX, FETCH_RECORDS_DEFAULT, FETCH_RECORDS_MAX,
 };
 pub use streams::{
     commit_offsets, describe_group, group_names, heartbeat, join, leave, owned, reset, GroupInfo,
     GroupOffset, MemberInfo, Owned, ResetTo, SESSION_TIMEOUT_MS_DEFAULT,
 };
-pub use topics::{create_topic, delete_topic, describe_topic, list_topics};
+pub use topics::{
+    alter_topic, create_topic, delete_topic, describe_topic, list_topics, trim, validate_retention,
+    TopicChange, RETENTION_BYTES_MAX, RETENTION_MS_MAX,
+};
 
 use crate::error::{Error, Result};
 use crate::fetch::FetchRequest;

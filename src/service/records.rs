@@ -195,6 +195,42 @@ pub async fn fetch(
     }
 }
 
+/// Times a resuming fetch follows a log start that moved again while it
+/// read (each move is a committed trim, so this is never reached in practice).
+const RESUME_TRIES_MAX: usize = 4;
+
+/// [`fetch`] for a reader whose position is its own rather than one the
+/// client named: a subscription's stream, a group member's committed
+/// offset. A position that retention or a trim has passed reads from the
+/// log start instead (Kafka's `auto.offset.reset=earliest`), so such a
+/// reader skips what was removed and goes on; only an offset the client
+/// names gets [`Error::OffsetOutOfRange`] (HTTP 416). A position past the
+/// high watermark is still refused.
+pub async fn fetch_resuming(
+    node: &Node,
+    topic: &str,
+    partition: u32,
+    mut options: FetchOptions,
+    stop: impl Future<Output = ()>,
+) -> Result<FetchResult> {
+    // Shared: a stop that already resolved stops the next try at once too.
+    let stop = futures::FutureExt::shared(stop);
+    let mut tries = 0;
+    loop {
+        match fetch(node, topic, partition, options, stop.clone()).await {
+            Err(Error::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                ..
+            }) if offset < log_start_offset && tries < RESUME_TRIES_MAX => {
+                tries += 1;
+                options.offset = Some(log_start_offset);
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Where a subscription to `partition` of `topic` starts: `offset`, else
 /// the high watermark (only records produced from now on); an offset
 /// outside the log is refused.
