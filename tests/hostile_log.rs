@@ -144,7 +144,8 @@ fn lying_chunks(id: u64, now: u64) -> Vec<Crafted> {
 }
 
 /// Intents out of bounds: a trim past the high watermark, a clock from the future,
-/// a huge receive, an unbounded queue, topic names that are paths.
+/// a huge receive, an unbounded queue, a retention of 0, a swap or a GC
+/// entry from another agent, topic names that are paths.
 fn out_of_bounds_intents(now: u64) -> Vec<Crafted> {
     let trim = Intent::Trim {
         topic: "t".into(),
@@ -189,6 +190,31 @@ fn out_of_bounds_intents(now: u64) -> Vec<Crafted> {
             "in_flight_max",
         ),
     ];
+    let zero_retention = Intent::AlterTopic {
+        name: "t".into(),
+        config: TopicConfig {
+            retention_ms: Some(0),
+            retention_bytes: None,
+        },
+    };
+    cases.push((
+        "retention 0",
+        entry(now, vec![zero_retention], Bytes::new()),
+        "retention_ms",
+    ));
+    // Compaction and GC entries vouch for bytes only their writer saw.
+    let swap = Intent::Swap(skiff::log::Swap {
+        topic: "t".into(),
+        topic_id: 1,
+        partition: 0,
+        base_offset: 0,
+        replaced: vec![],
+        chunks: vec![],
+    });
+    let collected = Intent::Collected(skiff::log::Collected::default());
+    for (what, i) in [("swap", swap), ("collected", collected)] {
+        cases.push((what, entry(now, vec![i], Bytes::new()), "never forwarded"));
+    }
     for name in ["", "../../x", "a/b"] {
         let create = Intent::CreateTopic {
             name: name.into(),

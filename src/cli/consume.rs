@@ -123,10 +123,17 @@ async fn read_partition(
     let mut offset = start;
     let wait_ms = if follow { FOLLOW_WAIT_MS } else { 0 };
     loop {
-        match c
-            .fetch(&topic, partition, offset, FETCH_RECORDS_MAX, wait_ms)
-            .await
-        {
+        // The first read is at the offset asked for (below the log start:
+        // the 416 says so); once following, a trim that passes us is
+        // skipped, as a group consumer does.
+        let read = if offset == start {
+            c.fetch(&topic, partition, offset, FETCH_RECORDS_MAX, wait_ms)
+                .await
+        } else {
+            c.fetch_resuming(&topic, partition, offset, FETCH_RECORDS_MAX, wait_ms)
+                .await
+        };
+        match read {
             Ok(r) => {
                 let caught_up = r.next_offset >= r.high_watermark;
                 offset = r.next_offset;

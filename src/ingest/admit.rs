@@ -137,16 +137,21 @@ fn check_ms(what: &str, v: u64, min: u64) -> Result<()> {
 fn check_intent(intent: &Intent, state: &State) -> Result<()> {
     match intent {
         Intent::CreateTopic {
-            name, partitions, ..
+            name,
+            partitions,
+            config,
         } => {
             check_name("topic", name)?;
             if !(1..=PARTITIONS_MAX).contains(partitions) {
                 return Err(invalid(format!("partitions must be 1..={PARTITIONS_MAX}")));
             }
+            config.validate().map_err(invalid)?;
         }
-        Intent::DeleteTopic { name } | Intent::AlterTopic { name, .. } => {
-            check_name("topic", name)?
+        Intent::AlterTopic { name, config } => {
+            check_name("topic", name)?;
+            config.validate().map_err(invalid)?;
         }
+        Intent::DeleteTopic { name } => check_name("topic", name)?,
         // Their writer vouches for bytes it wrote and read back itself; no
         // other agent's word is taken for that.
         Intent::Swap(_) | Intent::Collected(_) => {

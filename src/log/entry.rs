@@ -56,6 +56,46 @@ pub struct TopicConfig {
     pub retention_bytes: Option<u64>,
 }
 
+/// The largest `retention_ms` a topic takes: 2^53 - 1 ms (about 285,000
+/// years), the largest whole number every JSON client reads exactly.
+pub const RETENTION_MS_MAX: u64 = (1 << 53) - 1;
+/// The largest `retention_bytes` a topic takes: 2^53 - 1, for the same reason.
+pub const RETENTION_BYTES_MAX: u64 = (1 << 53) - 1;
+
+impl TopicConfig {
+    /// Each set bound is 1 to [`RETENTION_MS_MAX`] ms or
+    /// [`RETENTION_BYTES_MAX`] bytes; `None` is no limit. Zero is refused:
+    /// it would remove every record at the next pass, which a trim does on
+    /// purpose. Checked for a direct request and a forwarded entry alike.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        check_retention("retention_ms", "ms", self.retention_ms, RETENTION_MS_MAX)?;
+        check_retention(
+            "retention_bytes",
+            "bytes",
+            self.retention_bytes,
+            RETENTION_BYTES_MAX,
+        )
+    }
+}
+
+fn check_retention(
+    name: &str,
+    unit: &str,
+    v: Option<u64>,
+    max: u64,
+) -> std::result::Result<(), String> {
+    match v {
+        Some(0) => Err(format!(
+            "{name} must be 1 to {max} {unit}, or null for no limit, not 0 \
+             (to delete records now, trim the partition)"
+        )),
+        Some(n) if n > max => Err(format!(
+            "{name} must be 1 to {max} {unit}, or null for no limit, not {n}"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// An idempotent producer's identity and the sequence of one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerSeq {

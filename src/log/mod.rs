@@ -38,6 +38,7 @@ pub use commit::{ApplyHook, Checked, CommitLog, Committed, LogConfig, LogStats, 
 pub use entry::{
     log_key, validate_topic_name, Append, ChunkId, ChunkIntent, Collected, EncodedEntry, Intent,
     Location, LogEntry, ProducerSeq, Swap, SwapChunk, TopicConfig, ENTRY_HEADER_BYTES,
+    RETENTION_BYTES_MAX, RETENTION_MS_MAX,
 };
 pub use forward::{ForwardError, Forwarder};
 pub use gc::{collect_garbage, GcConfig, GcReport};

@@ -8,11 +8,7 @@ use crate::error::{Error, Result};
 use crate::log::{Intent, Outcome, RejectKind, Rejection, TopicConfig};
 use crate::node::{Node, PartitionInfo, TopicInfo};
 
-/// The largest `retention_ms` a topic takes: 2^53 - 1 ms (about 285,000
-/// years), the largest whole number every JSON client reads exactly.
-pub const RETENTION_MS_MAX: u64 = (1 << 53) - 1;
-/// The largest `retention_bytes` a topic takes: 2^53 - 1, for the same reason.
-pub const RETENTION_BYTES_MAX: u64 = (1 << 53) - 1;
+pub use crate::log::{RETENTION_BYTES_MAX, RETENTION_MS_MAX};
 
 /// A change to a live topic's settings. For each: `None` keeps the
 /// current value, `Some(None)` removes the bound (no limit), `Some(Some(v))`
@@ -35,32 +31,11 @@ impl TopicChange {
     }
 }
 
-/// A retention value is 1 to `max`, or `None` (no limit). Zero is refused:
-/// it would remove every record at the next pass, which a trim does on
-/// purpose.
-fn check_retention(name: &str, unit: &str, v: Option<u64>, max: u64) -> Result<()> {
-    match v {
-        Some(0) => Err(Error::BadRequest(format!(
-            "{name} must be 1 to {max} {unit}, or null for no limit, not 0 \
-             (to delete records now, trim the partition)"
-        ))),
-        Some(n) if n > max => Err(Error::BadRequest(format!(
-            "{name} must be 1 to {max} {unit}, or null for no limit, not {n}"
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// The retention values of `config` are within bounds: each set one is
-/// 1 to [`RETENTION_MS_MAX`] ms or [`RETENTION_BYTES_MAX`] bytes.
+/// 1 to [`RETENTION_MS_MAX`] ms or [`RETENTION_BYTES_MAX`] bytes (the
+/// log's rule, [`TopicConfig::validate`], as a 400).
 pub fn validate_retention(config: &TopicConfig) -> Result<()> {
-    check_retention("retention_ms", "ms", config.retention_ms, RETENTION_MS_MAX)?;
-    check_retention(
-        "retention_bytes",
-        "bytes",
-        config.retention_bytes,
-        RETENTION_BYTES_MAX,
-    )
+    config.validate().map_err(Error::BadRequest)
 }
 
 /// Create `name` with `partitions` partitions and the retention of
