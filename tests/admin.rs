@@ -229,6 +229,40 @@ async fn a_referenced_segment_that_is_gone_is_missing() {
         .contains("live chunks reference it"));
 }
 
+#[tokio::test]
+async fn a_missing_entry_with_later_ones_is_a_hole() {
+    let store = new_memory_store();
+    let node = filled(&store, SystemClock::shared()).await;
+    let head = node.log().head();
+    let hole = skiff::log::log_key(head - 1);
+    store.delete(&hole).await.unwrap();
+    let r = check_now(&store).await;
+    assert!(!r.healthy);
+    assert_eq!(r.head_seq, head - 2, "an agent stops before the hole");
+    assert_eq!(named(&r), vec![(ProblemKind::LogHole, hole)]);
+    assert!(r.problems.items[0].detail.contains("1 later entries"));
+}
+
+#[tokio::test]
+async fn a_corrupt_entry_after_the_checkpoint_stops_the_load_and_is_named() {
+    let store = new_memory_store();
+    let node = filled(&store, SystemClock::shared()).await;
+    let last = skiff::log::log_key(node.log().head());
+    let size = store.get(&last).await.unwrap().len() as u64;
+    flip(&store, &last, size - 1).await;
+    let r = check_now(&store).await;
+    assert!(!r.healthy);
+    assert!(!r.state_complete);
+    assert_eq!(r.head_seq, node.log().head() - 1);
+    let named = named(&r);
+    assert!(
+        named.contains(&(ProblemKind::Corrupt, last.clone())),
+        "{named:?}"
+    );
+    assert!(named.iter().all(|(_, k)| k == &last), "{named:?}");
+    assert!(r.warnings.iter().any(|w| w.contains("loading stopped")));
+}
+
 /// A well-formed segment object that nothing references.
 async fn put_orphan(store: &SharedStore, key: &str) -> u64 {
     let (chunk, meta) =

@@ -2,7 +2,7 @@
 //! the compactor lands): each opens a [`Node`] on the store with its
 //! maintenance loop off, so the only upkeep it does is the one asked for,
 //! runs that one pass through the node's own entry point, and shuts the
-//! node down. A node commits through the log like any agent, so this is
+//! node down. The pass is the one every agent's upkeep runs, so this is
 //! safe on a live store. It must not hold GC or compaction policy: that is
 //! the node's and the log's.
 

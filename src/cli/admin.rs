@@ -31,8 +31,8 @@ pub enum AdminCommand {
     /// Objects and bytes by kind, log length, checkpoints, garbage awaiting
     /// GC and bytes awaiting compaction (read-only).
     Stats(StatsArgs),
-    /// Run one GC pass now (commits through the log like an agent: safe on
-    /// a live store).
+    /// Run one GC pass now (the pass every agent's upkeep runs: safe on a
+    /// live store).
     Gc(GcArgs),
 }
 
