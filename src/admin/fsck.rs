@@ -168,6 +168,7 @@ pub async fn fsck(
     progress: &dyn Progress,
 ) -> Result<FsckReport> {
     let loaded = load_state(store, progress).await?;
+    progress.phase("listing the bucket", 0, "");
     let listing = Listing::of(store).await?;
     let now_ms = clock.wall_ms();
     let index = live_index(&loaded.state);
@@ -272,13 +273,9 @@ async fn log_hole(
     listing: &Listing,
 ) -> Result<Option<Problem>> {
     let next = loaded.state.seq + 1;
-    let later: Vec<u64> = listing
-        .log
-        .iter()
-        .map(|(s, _)| *s)
-        .filter(|s| *s > next)
-        .collect();
-    let (Some(first), Some(last)) = (later.first(), later.last()) else {
+    // Sorted by sequence: the later entries are a suffix.
+    let later = &listing.log[listing.log.partition_point(|(s, _)| *s <= next)..];
+    let (Some((first, _)), Some((last, _))) = (later.first(), later.last()) else {
         return Ok(None);
     };
     if listing.log_entry(next).is_some() {

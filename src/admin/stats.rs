@@ -156,6 +156,7 @@ pub async fn stats(
     progress: &dyn Progress,
 ) -> Result<StatsReport> {
     let loaded = load_state(store, progress).await?;
+    progress.phase("listing the bucket", 0, "");
     let listing = Listing::of(store).await?;
     progress.finish();
     let now_ms = clock.wall_ms();
