@@ -31,6 +31,7 @@
 //! its rules, the hand-driven `clock::ManualClock` and `clock::VirtualClock`)
 //! are compiled only with the `testing` feature.
 
+pub mod admin;
 pub mod agent;
 pub mod api;
 pub mod client;

@@ -2,6 +2,7 @@
 //! per subcommand. This is the binary's edge: errors become `anyhow` here
 //! and an exit code in `main`. It must not hold queue logic.
 
+mod admin;
 mod agent;
 mod bench;
 mod consume;
@@ -68,6 +69,11 @@ pub enum Command {
     },
     /// Measure throughput, latency and store cost (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// Operate the bucket directly, no agent needed: fsck, stats, gc.
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
 }
 
 /// Run a parsed command line.
@@ -80,5 +86,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run_bench(args).await,
         Command::Group { command, remote } => group::run(command, &remote).await,
         Command::Queue { command, remote } => queue::run(command, &remote).await,
+        Command::Admin { command } => admin::run(command).await,
     }
 }
