@@ -37,7 +37,7 @@ use crate::error::{Error, Result};
 use crate::store::SharedStore;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
@@ -113,7 +113,8 @@ pub struct CommitLog {
     pub(super) store: SharedStore,
     pub(super) clock: SharedClock,
     pub(super) config: LogConfig,
-    pub(super) state: RwLock<State>,
+    /// Shared with the checkpoint task, which copies it off the lock.
+    pub(super) state: Arc<RwLock<State>>,
     /// Lock order: `sequencer`, then `state`.
     pub(super) sequencer: Mutex<Sequencer>,
     /// One refresh at a time.
@@ -123,6 +124,9 @@ pub struct CommitLog {
     /// Monotonic ms at which `head + 1` was last seen absent, if the view is
     /// continuous since then (`u64::MAX`: not confirmed).
     pub(super) confirmed_at_ms: AtomicU64,
+    /// Set while a background checkpoint is being written, so they never
+    /// pile up (`checkpoint.rs`).
+    pub(super) checkpoint_busy: Arc<AtomicBool>,
     /// The soft leader's transport, once the agent installed one: kept for
     /// `route`, never called here.
     forwarder: OnceLock<Arc<dyn Forwarder>>,
@@ -192,12 +196,13 @@ impl CommitLog {
             store,
             clock,
             config,
-            state: RwLock::new(State::default()),
+            state: Arc::new(RwLock::new(State::default())),
             sequencer: Mutex::new(Sequencer::default()),
             refreshing: tokio::sync::Mutex::new(()),
             head_tx,
             stats: LogStats::default(),
             confirmed_at_ms: AtomicU64::new(u64::MAX),
+            checkpoint_busy: Arc::new(AtomicBool::new(false)),
             forwarder: OnceLock::new(),
             recent: Mutex::new(RecentEntries::default()),
             feed_until_ms: AtomicU64::new(0),
