@@ -124,6 +124,10 @@ pub struct CommitLog {
     /// Monotonic ms at which `head + 1` was last seen absent, if the view is
     /// continuous since then (`u64::MAX`: not confirmed).
     pub(super) confirmed_at_ms: AtomicU64,
+    /// The highest checkpoint sequence any LIST of `checkpoints/` showed,
+    /// decodable or not (0: none): every entry up to it existed, so a
+    /// not-found there is a collected entry, never the head (`tail.rs`).
+    pub(super) checkpoint_listed_seq: AtomicU64,
     /// Set while a background checkpoint is being written, so they never
     /// pile up (`checkpoint.rs`).
     pub(super) checkpoint_busy: Arc<AtomicBool>,
@@ -202,6 +206,7 @@ impl CommitLog {
             head_tx,
             stats: LogStats::default(),
             confirmed_at_ms: AtomicU64::new(u64::MAX),
+            checkpoint_listed_seq: AtomicU64::new(0),
             checkpoint_busy: Arc::new(AtomicBool::new(false)),
             forwarder: OnceLock::new(),
             recent: Mutex::new(RecentEntries::default()),

@@ -61,14 +61,12 @@ pub async fn collect_garbage(
     let mut report = GcReport::default();
     let horizon_ms = clock.wall_ms().saturating_sub(config.grace_ms);
     // The checkpoint we trust must decode: it is what new agents start from.
-    let newest = match log.newest_checkpoint().await? {
-        Some(s) => s.seq,
-        None => 0,
-    };
+    let scan = log.scan_checkpoints().await?;
+    let newest = scan.newest.map_or(0, |s| s.seq);
     log.catch_up().await?;
     let referenced: BTreeSet<ObjectRef> = log.state().referenced_objects();
 
-    let checkpoints = store.list("checkpoints/").await?;
+    let checkpoints = scan.listed;
     let keep_from = checkpoints.len().saturating_sub(config.checkpoints_kept);
     for c in &checkpoints[..keep_from] {
         let older = seq_of(&c.key, "checkpoints/").is_some_and(|s| s < newest);
