@@ -1,6 +1,6 @@
 //! GC and "no commit into a hole" (issue 12 part 3): an agent that cannot
 //! decode the newest checkpoint never takes a collected entry for the
-//! head of the log.
+//! head of the log; a writer never names a segment GC may have swept.
 
 mod common;
 
@@ -9,7 +9,8 @@ use common::*;
 use skiff::clock::ManualClock;
 use skiff::log::{checkpoint_key, log_key, Intent, TopicConfig};
 use skiff::node::{Node, NodeConfig};
-use skiff::store::PutMode;
+use skiff::store::{Fault, FaultRule, FaultStore, Gate, Op, PutMode, SharedStore};
+use std::sync::Arc;
 
 const HOUR_MS: u64 = 3_600_000;
 
@@ -96,4 +97,41 @@ async fn an_agent_that_cannot_decode_the_newest_checkpoint_never_commits_into_a_
     assert_eq!(values.first().map(String::as_str), Some("a-before"));
     assert_eq!(values.last().map(String::as_str), Some("a-after"));
     assert_eq!(values.len(), 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_paused_between_upload_and_commit_does_not_name_a_segment_gc_may_sweep() {
+    let (base, _g) = new_store("memory");
+    let faulty = Arc::new(FaultStore::new(base.clone(), 7));
+    let store: SharedStore = faulty.clone();
+    let clock = ManualClock::new();
+    let mut c = collector_config();
+    c.log.segment_ref_age_max_ms = 30_000;
+    let n = node_with(&store, c, clock.clone()).await;
+    n.create_topic("t", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    produce(&n, "fresh").await.unwrap();
+    let head = n.log().head();
+    // The next segment upload stalls, named now, landing a minute later.
+    let gate = Gate::new();
+    faulty.add(FaultRule::new(Op::Put, "segments/", Fault::Hold(gate.clone())).nth(1));
+    let stalled = tokio::spawn({
+        let n = n.clone();
+        async move { produce(&n, "stale").await }
+    });
+    gate.wait_arrived().await;
+    clock.advance(60_000);
+    gate.open();
+    let r = stalled.await.unwrap();
+    let e = r.expect_err("an entry naming a segment older than the limit was acked");
+    assert!(e.to_string().contains("GC may have swept it"), "{e}");
+    assert_eq!(n.log().head(), head, "nothing was committed");
+    assert!(base
+        .get(&log_key(head + 1))
+        .await
+        .unwrap_err()
+        .is_not_found());
+    // Its segment is an orphan now, for the sweep.
+    assert_eq!(base.list("segments/").await.unwrap().len(), 2);
 }

@@ -29,6 +29,7 @@ use super::forward::Forwarder;
 use super::invariants::{self, Violation};
 pub use super::outcome::{Committed, Outcome};
 use super::recent::RecentEntries;
+use super::segment_age::segments_young;
 use super::sequencer::Sequencer;
 use super::state::State;
 use super::well_formed::check_entry;
@@ -58,6 +59,14 @@ pub struct LogConfig {
     /// The writer of every entry whose sequence is a multiple of this writes
     /// a checkpoint.
     pub checkpoint_interval_entries: u64,
+    /// An entry naming a segment written longer ago than this (by the
+    /// segment key's ULID time against this agent's wall clock) is refused
+    /// before it is written: GC may sweep an unreferenced segment once it
+    /// is older than its grace, so a writer that paused between upload and
+    /// commit must not reference it (`segment_age.rs`). At most half of
+    /// `GcConfig::grace_ms`, which must also exceed this plus
+    /// [`LogConfig::ack_budget_ms`].
+    pub segment_ref_age_max_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -67,6 +76,8 @@ impl Default for LogConfig {
             commit_put_max_ms: 30_000,
             commit_timeouts_max: 4,
             checkpoint_interval_entries: 1_000,
+            // Half of GcConfig::default().grace_ms.
+            segment_ref_age_max_ms: 1_800_000,
         }
     }
 }
@@ -336,8 +347,9 @@ impl CommitLog {
     /// call concurrently: entries are pipelined. On `Err`, the entry was
     /// not acknowledged; it may still become visible later
     /// (`CommitUncertain`), so clients retry idempotently. The entry must
-    /// be well-formed (`well_formed::check_entry`): a malformed one is an
-    /// internal error and is not written.
+    /// be well-formed (`well_formed::check_entry`) and name no segment
+    /// older than `segment_ref_age_max_ms` (`segment_age::segments_young`):
+    /// otherwise it is an internal error and is not written.
     pub async fn commit_here(&self, entry: &EncodedEntry) -> Result<Committed> {
         self.commit_checked(Checked::new(entry)?).await
     }
@@ -371,6 +383,11 @@ impl CommitLog {
         entry: &EncodedEntry,
         yield_if: YieldIf<'_>,
     ) -> Result<Option<Committed>> {
+        let now_ms = self.clock.wall_ms();
+        if let Err(v) = segments_young(&entry.entry, now_ms, self.config.segment_ref_age_max_ms) {
+            metrics::counter!("skiff_log_stale_segment_refs_total").increment(1);
+            return Err(v.into());
+        }
         let id = entry.entry.commit_id;
         let (tx, rx) = oneshot::channel();
         self.sequencer.lock().wait_for(id, tx);

@@ -409,6 +409,21 @@ pub enum Violation {
         /// The blob's length in bytes.
         blob_len: usize,
     },
+    /// An entry names only segments written within
+    /// `segment_ref_age_max_ms`: GC may sweep an older unreferenced one.
+    #[error("entry {commit_id:032x}: {key} was written at {written_ms:?} ms, more than {max_age_ms} ms before now ({now_ms} ms), or its time is unreadable: GC may have swept it")]
+    SegmentTooOldToReference {
+        /// The entry's commit id.
+        commit_id: u128,
+        /// The segment's key.
+        key: String,
+        /// When it was written, by its key's ULID (`None`: unreadable).
+        written_ms: Option<u64>,
+        /// The writer's wall clock, ms since the epoch.
+        now_ms: u64,
+        /// The writer's `segment_ref_age_max_ms`.
+        max_age_ms: u64,
+    },
     /// A segment chunk names its segment object.
     #[error("entry {commit_id:032x}: the chunk for {topic}/{partition} names no segment")]
     SegmentKeyMissing {
