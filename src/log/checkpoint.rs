@@ -6,7 +6,7 @@
 //! Both run outside the commit lock: `learn` only spawns the task, which
 //! copies the state under a brief read lock and checks and encodes the copy
 //! on a blocking thread. It must not read checkpoints (that is `tail.rs`)
-//! nor delete them (`gc.rs`).
+//! nor delete them (`gc/`).
 
 use super::commit::CommitLog;
 use super::invariants;

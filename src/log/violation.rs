@@ -267,6 +267,16 @@ pub enum Violation {
         /// The object's key.
         object: String,
     },
+    /// GC never deletes what the state still needs: an object a live
+    /// chunk points into, a log entry a kept checkpoint's replay reads, or
+    /// a kept checkpoint (checked right before every delete).
+    #[error("GC was about to delete {key}, which {why}")]
+    DeletingReferenced {
+        /// The object's key.
+        key: String,
+        /// What still needs it.
+        why: String,
+    },
 
     // Bounded remembered state (DESIGN invariant 9).
     /// The remembered commit ids stay within `RECENT_COMMITS_MAX`.
