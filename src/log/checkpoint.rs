@@ -64,10 +64,11 @@ impl CommitLog {
 async fn put_checkpoint(state: &RwLock<State>, store: &SharedStore) -> Result<u64> {
     // The only work under the lock: a deep copy of the state, O(state) at
     // memory speed: every chunk reference (~64 bytes, segment keys shared
-    // through `Arc`), the live-object counts, producers and groups. Writers
-    // wait for the copy at most, never for the check or the encoding
-    // (postcard plus a CRC over the whole body, several times the copy's
-    // cost). It briefly doubles the state's memory.
+    // through `Arc`), the live-object counts, producers and groups. It
+    // briefly doubles the state's memory. Writers wait for the copy at
+    // most, never for the check or the encoding, which used to run under
+    // the commit lock: for 100,000 chunks in a debug build, 37 ms to copy
+    // against 97 ms to check and 93 ms to encode (a throwaway measurement).
     let copy = state.read().clone();
     let (seq, bytes) = tokio::task::spawn_blocking(move || sound_checkpoint(copy))
         .await
