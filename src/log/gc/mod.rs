@@ -91,7 +91,8 @@ pub struct GcReport {
     /// Released objects still within their grace period.
     pub garbage_awaiting_grace: u64,
     /// How long ago (this agent's wall clock) the longest-waiting garbage
-    /// object was released, in ms; `None` when the list is empty.
+    /// object still listed after the pass was released, in ms; `None` when
+    /// the list is empty.
     pub oldest_garbage_age_ms: Option<u64>,
     /// Log entries up to this sequence may go (0: none yet).
     pub cutoff: u64,
@@ -134,7 +135,7 @@ pub async fn collect_garbage(
         },
     };
     let deleter = pass.checkpoints(scan).await?;
-    let garbage = pass.garbage(&deleter, clock.wall_ms()).await?;
+    let garbage = pass.garbage(&deleter).await?;
     let log_mark = pass.log_entries(&deleter, &marks).await?;
     let segments_mark = pass.segments(&deleter, &marks).await?;
     let collected = Collected {
@@ -185,13 +186,12 @@ impl<'a> Pass<'a> {
     }
 
     /// Delete the due garbage; the keys deleted.
-    async fn garbage(&mut self, deleter: &Deleter<'_>, wall_ms: u64) -> Result<Vec<String>> {
+    async fn garbage(&mut self, deleter: &Deleter<'_>) -> Result<Vec<String>> {
         let plan = {
             let st = self.log.state();
             plan::plan_garbage(&st.garbage, &self.horizon, deleter.keep.cutoff, self.left)
         };
         self.report.garbage_awaiting_grace = plan.awaiting_grace;
-        self.report.oldest_garbage_age_ms = plan.oldest_since_ms.map(|s| wall_ms.saturating_sub(s));
         let keys: Vec<String> = plan.due.iter().map(ObjectRef::key).collect();
         let doomed = keys.iter().map(|key| Doomed {
             key: key.clone(),
@@ -256,14 +256,15 @@ impl<'a> Pass<'a> {
         if changed && !self.config.dry_run {
             commit_collected(self.log, clock, collected).await?;
         }
-        let r = self.report;
+        let mut r = self.report;
         metrics::counter!("skiff_gc_objects_listed_total").increment(r.objects_listed);
         let (count, oldest_ms) = {
             let st = self.log.state();
             let oldest = st.garbage.iter().map(|g| g.since_ms).min();
             (st.garbage.len(), oldest)
         };
-        let age_s = oldest_ms.map_or(0.0, |t| clock.wall_ms().saturating_sub(t) as f64 / 1e3);
+        r.oldest_garbage_age_ms = oldest_ms.map(|t| clock.wall_ms().saturating_sub(t));
+        let age_s = r.oldest_garbage_age_ms.unwrap_or(0) as f64 / 1e3;
         metrics::gauge!("skiff_gc_garbage_objects").set(count as f64);
         metrics::gauge!("skiff_gc_oldest_garbage_age_seconds").set(age_s);
         if !r.keys.is_empty() {

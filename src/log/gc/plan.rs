@@ -103,8 +103,6 @@ pub(crate) struct GarbagePlan {
     pub due: Vec<ObjectRef>,
     /// Objects still within their grace period.
     pub awaiting_grace: u64,
-    /// When the longest-waiting object was released (log clock, ms).
-    pub oldest_since_ms: Option<u64>,
 }
 
 /// Pick the due garbage: released at least a grace period before the
@@ -115,10 +113,7 @@ pub(crate) fn plan_garbage(
     cutoff: u64,
     budget: usize,
 ) -> GarbagePlan {
-    let mut plan = GarbagePlan {
-        oldest_since_ms: garbage.iter().map(|g| g.since_ms).min(),
-        ..GarbagePlan::default()
-    };
+    let mut plan = GarbagePlan::default();
     for g in garbage {
         if !h.past_grace(g.since_ms) {
             plan.awaiting_grace += 1;
