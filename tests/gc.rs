@@ -19,6 +19,12 @@ use std::sync::Arc;
 
 const HOUR_MS: u64 = 3_600_000;
 
+per_store!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    a_reader_holding_a_view_across_a_trim_and_gc_reads_every_chunk_until_grace_ends,
+    orphan_segments_older_than_grace_go_and_young_ones_stay,
+);
+
 /// A collector's settings: a minute of grace, no margin, one checkpoint
 /// kept; its records go to segments, so no inline chunk pins its entries.
 fn collector_config() -> NodeConfig {
@@ -207,9 +213,10 @@ async fn a_writer_paused_between_upload_and_commit_does_not_name_a_segment_gc_ma
     assert_eq!(base.list("segments/").await.unwrap().len(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reader_holding_a_view_across_a_trim_and_gc_reads_every_chunk_until_grace_ends() {
-    let (store, _g) = new_store("memory");
+async fn a_reader_holding_a_view_across_a_trim_and_gc_reads_every_chunk_until_grace_ends(
+    kind: &'static str,
+) {
+    let (store, _g) = new_store(kind);
     let clock = ManualClock::new();
     let n = node_with(&store, collector_config(), clock.clone()).await;
     n.create_topic("t", 1, TopicConfig::default())
@@ -447,9 +454,8 @@ async fn a_checkpoint_interval_past_the_margin_opens_no_hole() {
     assert_eq!(w.log().head(), f.log().head());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orphan_segments_older_than_grace_go_and_young_ones_stay() {
-    let (store, _g) = new_store("memory");
+async fn orphan_segments_older_than_grace_go_and_young_ones_stay(kind: &'static str) {
+    let (store, _g) = new_store(kind);
     let clock = ManualClock::new();
     let n = node_with(&store, collector_config(), clock.clone()).await;
     n.create_topic("t", 1, TopicConfig::default())
