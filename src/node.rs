@@ -354,6 +354,16 @@ impl Node {
         collect_garbage(&self.log, &self.store, &*self.clock, &self.config.gc).await
     }
 
+    /// One GC pass now; with `dry_run`, it only reports what it would
+    /// delete (nothing is deleted or committed).
+    pub async fn gc_with(&self, dry_run: bool) -> Result<GcReport> {
+        let config = GcConfig {
+            dry_run,
+            ..self.config.gc.clone()
+        };
+        collect_garbage(&self.log, &self.store, &*self.clock, &config).await
+    }
+
     /// Stop accepting produce requests, commit and answer what was accepted,
     /// stop the background loops.
     pub async fn shutdown(&self) {

@@ -183,6 +183,8 @@ impl Settings {
             log: LogConfig {
                 view_ttl_ms: self.view_ttl_ms,
                 checkpoint_interval_entries: self.checkpoint_interval_entries.max(1),
+                // GC may sweep an unreferenced segment after gc_grace_ms.
+                segment_ref_age_max_ms: self.gc_grace_ms / 2,
                 ..d.log
             },
             ingest: IngestConfig {

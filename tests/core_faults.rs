@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use rand::Rng;
 use skiff::clock::{ManualClock, SystemClock};
-use skiff::log::{log_key, ProducerSeq, TopicConfig};
+use skiff::log::{log_key, Intent, ProducerSeq, TopicConfig};
 use skiff::store::{Fault, FaultRule, FaultStore, Op, SharedStore};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -322,6 +322,11 @@ async fn a_process_killed_mid_flush_loses_nothing_acked_and_its_orphan_is_never_
     // GC leaves the orphan alone within the grace period, then deletes it.
     assert_eq!(fresh.gc_once().await.unwrap().segments_deleted, 0);
     clock.advance(10_000);
+    // Grace runs on the log's clock, which moves only with commits.
+    fresh
+        .commit_intents(vec![Intent::Tick], bytes::Bytes::new())
+        .await
+        .unwrap();
     assert_eq!(fresh.gc_once().await.unwrap().segments_deleted, 1);
     assert_eq!(base.list("segments/").await.unwrap().len(), 1);
     verify_from_fresh_agent(&base, &acked).await;
@@ -335,7 +340,11 @@ async fn a_writer_frozen_across_a_log_gc_cannot_ack_into_the_hole() {
     let faulty = Arc::new(FaultStore::new(base.clone(), seed.value()));
     let faulty_dyn: SharedStore = faulty.clone();
     let clock_a = ManualClock::new();
-    let a = node_with(&faulty_dyn, fast_config(), clock_a.clone()).await;
+    // A learns only when it commits or is asked to, so nothing but rules 1
+    // and 3 stops its held write from being acked.
+    let mut cfg_a = fast_config();
+    cfg_a.tail_interval_ms = 600_000;
+    let a = node_with(&faulty_dyn, cfg_a, clock_a.clone()).await;
     // Writer B: keeps committing, checkpoints and GCs the log.
     let clock_b = ManualClock::new();
     let mut cfg_b = fast_config();
@@ -374,6 +383,10 @@ async fn a_writer_frozen_across_a_log_gc_cannot_ack_into_the_hole() {
     }
     b.log().write_checkpoint().await.unwrap();
     clock_b.advance(3_600_000);
+    // B's clock carries the log's clock (which grace runs on) an hour on.
+    b.commit_intents(vec![Intent::Tick], bytes::Bytes::new())
+        .await
+        .unwrap();
     let report = b.gc_once().await.unwrap();
     assert!(report.log_entries_deleted > 0, "{report:?}");
     assert!(

@@ -294,7 +294,9 @@ async fn an_unreadable_chunk_fails_only_its_own_offsets() {
     let id = node.log().state().topic("t").unwrap().id;
     produce_one(&node, "before").await;
     // A chunk whose segment is gone (damage that bypassed every check).
-    let missing = "segments/01JD0000000000000000000001.seg";
+    // A fresh key: a writer refuses to name a segment GC may have swept.
+    let missing = format!("segments/{}.seg", skiff::ids::ulid());
+    let missing = missing.as_str();
     let (bad, _) = inline_append("t", id, &[record("lost", 1)]);
     let Intent::Append(mut a) = bad else {
         unreachable!()

@@ -95,6 +95,9 @@ macro_rules! contract_tests {
                 ranged_reads,
                 list_is_sorted_and_limited_to_prefix,
                 list_pages_past_one_thousand_keys,
+                list_after_lists_only_past_the_mark,
+                list_after_pages_past_one_thousand_keys,
+                head_reports_size_without_the_bytes,
                 delete_is_idempotent,
             );
             contract_tests!(@seeded_checks $backend;
@@ -327,6 +330,115 @@ mod checks {
         let want: Vec<String> = (0..N).map(|i| format!("many/{i:05}")).collect();
         assert_eq!(listed.len(), N);
         assert_eq!(listed, want);
+    }
+
+    /// `list_after` returns exactly the keys under the prefix that sort
+    /// strictly after the mark, sorted, with sizes: whether the mark exists
+    /// or not, sorts before the prefix, past every key, or is a prefix of
+    /// other keys.
+    pub async fn list_after_lists_only_past_the_mark(store: SharedStore) {
+        let keys = [
+            "log/00000000000000000001",
+            "log/00000000000000000002",
+            "log/00000000000000000010",
+            "log/00000000000000000011",
+            "logs/x",
+            "segments/01A.seg",
+            "segments/01B.seg",
+            "segments/01B.seg.x",
+            "segments/01C.seg",
+        ];
+        for (i, k) in keys.iter().enumerate() {
+            let body = Bytes::from(vec![b'x'; i + 1]);
+            store.put(k, body, PutMode::Create).await.unwrap();
+        }
+        let want = |prefix: &str, after: &str| -> Vec<String> {
+            let mut v: Vec<String> = keys
+                .iter()
+                .filter(|k| k.starts_with(prefix) && **k > after)
+                .map(|k| k.to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        let cases = [
+            ("log/", "log/00000000000000000002"),
+            ("log/", "log/00000000000000000003"),
+            ("log/", "log/00000000000000000000"),
+            ("log/", "log/"),
+            ("log/", ""),
+            ("log/", "a"),
+            ("log/", "log/00000000000000000011"),
+            ("log/", "log/9"),
+            ("log/", "zzz"),
+            ("log", "log/00000000000000000011"),
+            ("segments/", "segments/01B.seg"),
+            ("segments/", "segments/01B"),
+            ("segments/", "segments/01"),
+            ("segments/", "segments/01C.seg"),
+            ("", "segments/01B.seg.x"),
+        ];
+        for (prefix, after) in cases {
+            let got = store.list_after(prefix, after).await.unwrap();
+            let names: Vec<String> = got.iter().map(|o| o.key.clone()).collect();
+            assert_eq!(names, want(prefix, after), "{prefix:?} after {after:?}");
+            for info in got {
+                let i = keys.iter().position(|k| *k == info.key).unwrap();
+                assert_eq!(info.size, i as u64 + 1, "size of {}", info.key);
+            }
+        }
+    }
+
+    /// A listing after a mark that is longer than one S3 page comes back
+    /// whole and sorted, and one from the middle starts there.
+    pub async fn list_after_pages_past_one_thousand_keys(store: SharedStore) {
+        const N: usize = 1_200;
+        let puts = futures::stream::iter(0..N)
+            .map(|i| {
+                let store = store.clone();
+                async move {
+                    let key = format!("many/{:05}", (i * 7919) % N);
+                    store.put(&key, b("."), PutMode::Create).await
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await;
+        assert!(puts.iter().all(Result::is_ok), "every put succeeds");
+        for from in [0, 100, 1_150] {
+            let listed: Vec<String> = store
+                .list_after("many/", &format!("many/{from:05}"))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.key)
+                .collect();
+            let want: Vec<String> = (from + 1..N).map(|i| format!("many/{i:05}")).collect();
+            assert_eq!(listed, want, "after {from}");
+        }
+    }
+
+    /// `head` gives an object's size and a plausible last-modified time
+    /// (the store's clock, within a day of ours), and `NotFound` for a
+    /// missing key.
+    pub async fn head_reports_size_without_the_bytes(store: SharedStore) {
+        store
+            .put("h/1", Bytes::from(vec![7u8; 321]), PutMode::Create)
+            .await
+            .unwrap();
+        let info = store.head("h/1").await.unwrap();
+        assert_eq!((info.key.as_str(), info.size), ("h/1", 321));
+        let listed = store.list("h/").await.unwrap();
+        // HEAD's Last-Modified has whole seconds on S3, a LIST's may not.
+        assert!(listed[0].last_modified_ms.abs_diff(info.last_modified_ms) < 1_000);
+        let ours = skiff::clock::Clock::wall_ms(&*skiff::clock::SystemClock::shared());
+        assert!(
+            ours.abs_diff(info.last_modified_ms) < 86_400_000,
+            "{info:?}"
+        );
+        let e = store.head("h/2").await.unwrap_err();
+        assert_eq!(e.kind, StoreErrorKind::NotFound, "{e}");
+        assert_eq!(e.key, "h/2");
     }
 
     /// Deleting removes the object from get and list; deleting a missing

@@ -29,6 +29,7 @@ use super::forward::Forwarder;
 use super::invariants::{self, Violation};
 pub use super::outcome::{Committed, Outcome};
 use super::recent::RecentEntries;
+use super::segment_age::segments_young;
 use super::sequencer::Sequencer;
 use super::state::State;
 use super::well_formed::check_entry;
@@ -37,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::store::SharedStore;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
@@ -58,6 +59,14 @@ pub struct LogConfig {
     /// The writer of every entry whose sequence is a multiple of this writes
     /// a checkpoint.
     pub checkpoint_interval_entries: u64,
+    /// An entry naming a segment written longer ago than this (by the
+    /// segment key's ULID time against this agent's wall clock) is refused
+    /// before it is written: GC may sweep an unreferenced segment once it
+    /// is older than its grace, so a writer that paused between upload and
+    /// commit must not reference it (`segment_age.rs`). At most half of
+    /// `GcConfig::grace_ms`, which must also exceed this plus
+    /// [`LogConfig::ack_budget_ms`].
+    pub segment_ref_age_max_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -67,6 +76,8 @@ impl Default for LogConfig {
             commit_put_max_ms: 30_000,
             commit_timeouts_max: 4,
             checkpoint_interval_entries: 1_000,
+            // Half of GcConfig::default().grace_ms.
+            segment_ref_age_max_ms: 1_800_000,
         }
     }
 }
@@ -113,7 +124,8 @@ pub struct CommitLog {
     pub(super) store: SharedStore,
     pub(super) clock: SharedClock,
     pub(super) config: LogConfig,
-    pub(super) state: RwLock<State>,
+    /// Shared with the checkpoint task, which copies it off the lock.
+    pub(super) state: Arc<RwLock<State>>,
     /// Lock order: `sequencer`, then `state`.
     pub(super) sequencer: Mutex<Sequencer>,
     /// One refresh at a time.
@@ -123,6 +135,13 @@ pub struct CommitLog {
     /// Monotonic ms at which `head + 1` was last seen absent, if the view is
     /// continuous since then (`u64::MAX`: not confirmed).
     pub(super) confirmed_at_ms: AtomicU64,
+    /// The highest checkpoint sequence any LIST of `checkpoints/` showed,
+    /// decodable or not (0: none): every entry up to it existed, so a
+    /// not-found there is a collected entry, never the head (`tail.rs`).
+    pub(super) checkpoint_listed_seq: AtomicU64,
+    /// Set while a background checkpoint is being written, so they never
+    /// pile up (`checkpoint.rs`).
+    pub(super) checkpoint_busy: Arc<AtomicBool>,
     /// The soft leader's transport, once the agent installed one: kept for
     /// `route`, never called here.
     forwarder: OnceLock<Arc<dyn Forwarder>>,
@@ -192,12 +211,14 @@ impl CommitLog {
             store,
             clock,
             config,
-            state: RwLock::new(State::default()),
+            state: Arc::new(RwLock::new(State::default())),
             sequencer: Mutex::new(Sequencer::default()),
             refreshing: tokio::sync::Mutex::new(()),
             head_tx,
             stats: LogStats::default(),
             confirmed_at_ms: AtomicU64::new(u64::MAX),
+            checkpoint_listed_seq: AtomicU64::new(0),
+            checkpoint_busy: Arc::new(AtomicBool::new(false)),
             forwarder: OnceLock::new(),
             recent: Mutex::new(RecentEntries::default()),
             feed_until_ms: AtomicU64::new(0),
@@ -326,8 +347,9 @@ impl CommitLog {
     /// call concurrently: entries are pipelined. On `Err`, the entry was
     /// not acknowledged; it may still become visible later
     /// (`CommitUncertain`), so clients retry idempotently. The entry must
-    /// be well-formed (`well_formed::check_entry`): a malformed one is an
-    /// internal error and is not written.
+    /// be well-formed (`well_formed::check_entry`) and name no segment
+    /// older than `segment_ref_age_max_ms` (`segment_age::segments_young`):
+    /// otherwise it is an internal error and is not written.
     pub async fn commit_here(&self, entry: &EncodedEntry) -> Result<Committed> {
         self.commit_checked(Checked::new(entry)?).await
     }
@@ -361,6 +383,11 @@ impl CommitLog {
         entry: &EncodedEntry,
         yield_if: YieldIf<'_>,
     ) -> Result<Option<Committed>> {
+        let now_ms = self.clock.wall_ms();
+        if let Err(v) = segments_young(&entry.entry, now_ms, self.config.segment_ref_age_max_ms) {
+            metrics::counter!("skiff_log_stale_segment_refs_total").increment(1);
+            return Err(v.into());
+        }
         let id = entry.entry.commit_id;
         let (tx, rx) = oneshot::channel();
         self.sequencer.lock().wait_for(id, tx);

@@ -23,6 +23,7 @@ mod objects;
 mod outcome;
 mod place;
 mod recent;
+mod segment_age;
 mod sequencer;
 mod snapshot;
 mod snapshot_types;
@@ -44,6 +45,7 @@ pub use forward::{ForwardError, Forwarder};
 pub use gc::{collect_garbage, GcConfig, GcReport};
 pub use lifecycle::{COLLECTED_KEYS_MAX, SWAP_CHUNKS_MAX};
 pub use outcome::{Outcome, RejectKind, Rejection};
+pub use segment_age::segment_written_ms;
 pub use state::{
     checkpoint_key, retention_start, ChunkRef, Garbage, GcMarks, ObjectRef, PartitionState,
     ProducerState, State, TopicState,

@@ -4,13 +4,32 @@
 //! "no commit into a hole" rests on (docs/design/0002): a not-found is
 //! trusted only while observation is continuous; after a gap longer than
 //! `view_ttl_ms` it first loads the newest checkpoint, since entries behind
-//! it may have been GC'd. It must not write to the log.
+//! it may have been GC'd. A not-found at or below the highest checkpoint
+//! ever listed is never trusted as the head, whether or not that checkpoint
+//! decodes: the entry existed, so it was collected, and an agent that
+//! could only fall back to an older checkpoint stops there with an error
+//! instead of committing into the hole. It must not write to the log.
 
 use super::commit::CommitLog;
 use super::entry::{log_key, EncodedEntry};
 use super::state::State;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::store::ObjectInfo;
 use std::sync::atomic::Ordering;
+
+/// What one LIST of `checkpoints/` found.
+#[derive(Debug)]
+pub(crate) struct CheckpointScan {
+    /// Every checkpoint listed, oldest first.
+    pub listed: Vec<ObjectInfo>,
+    /// The newest that decodes, if any.
+    pub newest: Option<State>,
+}
+
+/// The sequence of the checkpoint at `key`, if it is one.
+pub(crate) fn checkpoint_seq(key: &str) -> Option<u64> {
+    key.strip_prefix("checkpoints/")?.parse().ok()
+}
 
 /// Log entries fetched concurrently at most while catching up (bounds the
 /// bytes in flight to this many entries).
@@ -59,17 +78,46 @@ impl CommitLog {
         Ok(self.head())
     }
 
-    /// The newest checkpoint that decodes, if any.
-    pub(crate) async fn newest_checkpoint(&self) -> Result<Option<State>> {
-        let mut list = self.store.list("checkpoints/").await?;
-        while let Some(info) = list.pop() {
+    /// List the checkpoints and decode the newest that decodes. Remembers
+    /// the highest sequence listed, decodable or not.
+    pub(crate) async fn scan_checkpoints(&self) -> Result<CheckpointScan> {
+        let listed = self.store.list("checkpoints/").await?;
+        let highest = listed.iter().filter_map(|c| checkpoint_seq(&c.key)).max();
+        self.checkpoint_listed_seq
+            .fetch_max(highest.unwrap_or(0), Ordering::Relaxed);
+        for info in listed.iter().rev() {
             let bytes = self.store.get(&info.key).await?;
             match State::decode_checkpoint(&info.key, &bytes) {
-                Ok(s) => return Ok(Some(s)),
+                Ok(s) => {
+                    return Ok(CheckpointScan {
+                        newest: Some(s),
+                        listed,
+                    })
+                }
                 Err(e) => tracing::error!(error = %e, "skipping unreadable checkpoint"),
             }
         }
-        Ok(None)
+        Ok(CheckpointScan {
+            listed,
+            newest: None,
+        })
+    }
+
+    /// The error for a not-found at `seq`, past the head, when a checkpoint
+    /// at or past it was listed: the entry was collected, so the head is
+    /// not here; only a checkpoint this agent can decode gets it past.
+    fn collected_behind_checkpoint(&self, seq: u64, listed: u64) -> Error {
+        self.drop_view();
+        metrics::counter!("skiff_log_collected_behind_checkpoint_total").increment(1);
+        Error::Corrupt {
+            key: log_key(seq),
+            detail: format!(
+                "missing, but checkpoint {listed} was listed, so the entry was collected; \
+                 this agent cannot decode a checkpoint at or past it and will not take the \
+                 gap for the head of the log (head {})",
+                self.head()
+            ),
+        }
     }
 
     /// Caller holds `refreshing`. Returns the new confirmation time.
@@ -82,7 +130,7 @@ impl CommitLog {
             // Entries behind the newest checkpoint may have been GC'd while we
             // were not looking: never trust "not found" until we are past it.
             self.stats.refreshes.fetch_add(1, Ordering::Relaxed);
-            if let Some(ckpt) = self.newest_checkpoint().await? {
+            if let Some(ckpt) = self.scan_checkpoints().await?.newest {
                 let mut sq = self.sequencer.lock();
                 if ckpt.seq > self.head() {
                     tracing::info!(seq = ckpt.seq, "loading checkpoint");
@@ -109,6 +157,10 @@ impl CommitLog {
                 match r {
                     Ok(bytes) => self.learn(seq, EncodedEntry::decode(&log_key(seq), bytes)?),
                     Err(e) if e.is_not_found() => {
+                        let listed = self.checkpoint_listed_seq.load(Ordering::Relaxed);
+                        if self.head() < seq && seq <= listed {
+                            return Err(self.collected_behind_checkpoint(seq, listed));
+                        }
                         reached_head = self.head() < seq;
                         break;
                     }

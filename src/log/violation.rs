@@ -267,6 +267,16 @@ pub enum Violation {
         /// The object's key.
         object: String,
     },
+    /// GC never deletes what the state still needs: an object a live
+    /// chunk points into, a log entry a kept checkpoint's replay reads, or
+    /// a kept checkpoint (checked right before every delete).
+    #[error("GC was about to delete {key}, which {why}")]
+    DeletingReferenced {
+        /// The object's key.
+        key: String,
+        /// What still needs it.
+        why: String,
+    },
 
     // Bounded remembered state (DESIGN invariant 9).
     /// The remembered commit ids stay within `RECENT_COMMITS_MAX`.
@@ -408,6 +418,21 @@ pub enum Violation {
         len: u32,
         /// The blob's length in bytes.
         blob_len: usize,
+    },
+    /// An entry names only segments written within
+    /// `segment_ref_age_max_ms`: GC may sweep an older unreferenced one.
+    #[error("entry {commit_id:032x}: {key} was written at {written_ms:?} ms, more than {max_age_ms} ms before now ({now_ms} ms), or its time is unreadable: GC may have swept it")]
+    SegmentTooOldToReference {
+        /// The entry's commit id.
+        commit_id: u128,
+        /// The segment's key.
+        key: String,
+        /// When it was written, by its key's ULID (`None`: unreadable).
+        written_ms: Option<u64>,
+        /// The writer's wall clock, ms since the epoch.
+        now_ms: u64,
+        /// The writer's `segment_ref_age_max_ms`.
+        max_age_ms: u64,
     },
     /// A segment chunk names its segment object.
     #[error("entry {commit_id:032x}: the chunk for {topic}/{partition} names no segment")]

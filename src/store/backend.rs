@@ -46,6 +46,54 @@ impl ObjectStoreBackend {
     fn path(&self, key: &str) -> Path {
         Path::from(format!("{}{}", self.prefix, key))
     }
+
+    /// The keys under `prefix` (after `after_key`, if given), sorted.
+    /// object_store lists by path segments: list the parent folder (from
+    /// the offset, which S3 turns into `start-after`) and filter by the
+    /// full key prefix and the mark.
+    async fn list_from(
+        &self,
+        op: &'static str,
+        prefix: &str,
+        after_key: Option<&str>,
+    ) -> StoreResult<Vec<ObjectInfo>> {
+        let (dir, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+        let dir_path = if self.prefix.is_empty() && dir.is_empty() {
+            None
+        } else {
+            Some(Path::from(format!("{}{}", self.prefix, dir)))
+        };
+        // The offset goes to the backend only if it is a path exactly as
+        // written: normalising ("a//b" to "a/b") could move it past keys
+        // that sort after the mark. Either way the mark is applied below.
+        let offset = after_key
+            .map(|k| format!("{}{}", self.prefix, k))
+            .filter(|full| Path::from(full.as_str()).as_ref() == full.as_str())
+            .map(|full| Path::from(full.as_str()));
+        let listing = match &offset {
+            Some(o) => self.inner.list_with_offset(dir_path.as_ref(), o),
+            None => self.inner.list(dir_path.as_ref()),
+        };
+        let metas: Vec<object_store::ObjectMeta> = listing
+            .try_collect()
+            .await
+            .map_err(|e| map_err(op, prefix, e))?;
+        let mut out: Vec<ObjectInfo> = metas
+            .into_iter()
+            .filter_map(|m| {
+                let full = m.location.to_string();
+                let key = full.strip_prefix(&self.prefix)?.to_string();
+                let after = after_key.is_none_or(|a| key.as_str() > a);
+                (key.starts_with(prefix) && after).then(|| ObjectInfo {
+                    key,
+                    size: m.size,
+                    last_modified_ms: m.last_modified.timestamp_millis().max(0) as u64,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
 }
 
 /// The kind of the first I/O error in `e`'s chain of sources.
@@ -142,34 +190,29 @@ impl Store for ObjectStoreBackend {
     }
 
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
-        // object_store lists by path segments; list the parent folder and
-        // filter by the full key prefix.
-        let (dir, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
-        let dir_path = if self.prefix.is_empty() && dir.is_empty() {
-            None
-        } else {
-            Some(Path::from(format!("{}{}", self.prefix, dir)))
-        };
-        let metas: Vec<object_store::ObjectMeta> = self
+        self.list_from("list", prefix, None).await
+    }
+
+    async fn list_after(&self, prefix: &str, after_key: &str) -> StoreResult<Vec<ObjectInfo>> {
+        // Every key under `prefix` sorts at or after `prefix`: a mark below
+        // it is no mark.
+        if after_key < prefix {
+            return self.list_from("list_after", prefix, None).await;
+        }
+        self.list_from("list_after", prefix, Some(after_key)).await
+    }
+
+    async fn head(&self, key: &str) -> StoreResult<ObjectInfo> {
+        let meta = self
             .inner
-            .list(dir_path.as_ref())
-            .try_collect()
+            .head(&self.path(key))
             .await
-            .map_err(|e| map_err("list", prefix, e))?;
-        let mut out: Vec<ObjectInfo> = metas
-            .into_iter()
-            .filter_map(|m| {
-                let full = m.location.to_string();
-                let key = full.strip_prefix(&self.prefix)?.to_string();
-                key.starts_with(prefix).then(|| ObjectInfo {
-                    key,
-                    size: m.size,
-                    last_modified_ms: m.last_modified.timestamp_millis().max(0) as u64,
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+            .map_err(|e| map_err("head", key, e))?;
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            size: meta.size,
+            last_modified_ms: meta.last_modified.timestamp_millis().max(0) as u64,
+        })
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {

@@ -25,8 +25,12 @@ pub enum Op {
     Put,
     /// GETs, whole and ranged.
     Get,
-    /// LISTs.
+    /// LISTs of a whole prefix.
     List,
+    /// LISTs after a key (a sweep's mark); their key is the prefix.
+    ListAfter,
+    /// HEADs (size and time, no bytes).
+    Head,
     /// DELETEs.
     Delete,
 }
@@ -269,6 +273,13 @@ impl Store for FaultStore {
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
         self.run(Op::List, "list", prefix, self.inner.list(prefix))
             .await
+    }
+    async fn list_after(&self, prefix: &str, after_key: &str) -> StoreResult<Vec<ObjectInfo>> {
+        let call = self.inner.list_after(prefix, after_key);
+        self.run(Op::ListAfter, "list_after", prefix, call).await
+    }
+    async fn head(&self, key: &str) -> StoreResult<ObjectInfo> {
+        self.run(Op::Head, "head", key, self.inner.head(key)).await
     }
     async fn delete(&self, key: &str) -> StoreResult<()> {
         self.run(Op::Delete, "delete", key, self.inner.delete(key))

@@ -23,9 +23,14 @@ pub struct StoreStats {
     pub gets: AtomicU64,
     /// Bytes returned by successful GETs.
     pub get_bytes: AtomicU64,
-    /// Successful LISTs.
+    /// LISTs, whole and after a key.
     pub lists: AtomicU64,
-    /// Successful DELETEs.
+    /// Objects those LISTs returned (what a LIST costs grows with them:
+    /// S3 pages 1,000 keys).
+    pub listed: AtomicU64,
+    /// HEADs.
+    pub heads: AtomicU64,
+    /// DELETEs.
     pub deletes: AtomicU64,
     /// Calls of any kind that failed.
     pub errors: AtomicU64,
@@ -65,9 +70,13 @@ pub struct StoreStatsSnapshot {
     pub gets: u64,
     /// Bytes returned by successful GETs.
     pub get_bytes: u64,
-    /// Successful LISTs.
+    /// LISTs, whole and after a key.
     pub lists: u64,
-    /// Successful DELETEs.
+    /// Objects those LISTs returned.
+    pub listed: u64,
+    /// HEADs.
+    pub heads: u64,
+    /// DELETEs.
     pub deletes: u64,
     /// Calls of any kind that failed.
     pub errors: u64,
@@ -111,6 +120,8 @@ impl StoreStats {
             gets: l(&self.gets),
             get_bytes: l(&self.get_bytes),
             lists: l(&self.lists),
+            listed: l(&self.listed),
+            heads: l(&self.heads),
             deletes: l(&self.deletes),
             errors: l(&self.errors),
         }
@@ -136,6 +147,13 @@ impl InstrumentedStore {
     /// The live counters, shared with whoever reports them.
     pub fn stats(&self) -> Arc<StoreStats> {
         self.stats.clone()
+    }
+    fn count_listed(&self, r: &StoreResult<Vec<ObjectInfo>>) {
+        if let Ok(v) = r {
+            let n = v.len() as u64;
+            self.stats.listed.fetch_add(n, Ordering::Relaxed);
+            metrics::counter!("skiff_store_listed_objects_total").increment(n);
+        }
     }
     fn count<T>(&self, op: &'static str, r: &StoreResult<T>) {
         metrics::counter!("skiff_store_requests_total", "op" => op).increment(1);
@@ -195,7 +213,29 @@ impl Store for InstrumentedStore {
         self.stats.lists.fetch_add(1, Ordering::Relaxed);
         let span = tracing::debug_span!("store.list", prefix);
         let r = self.inner.list(prefix).instrument(span).await;
+        self.count_listed(&r);
         self.count("list", &r);
+        r
+    }
+
+    async fn list_after(&self, prefix: &str, after_key: &str) -> StoreResult<Vec<ObjectInfo>> {
+        self.stats.lists.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::debug_span!("store.list_after", prefix, after_key);
+        let r = self
+            .inner
+            .list_after(prefix, after_key)
+            .instrument(span)
+            .await;
+        self.count_listed(&r);
+        self.count("list_after", &r);
+        r
+    }
+
+    async fn head(&self, key: &str) -> StoreResult<ObjectInfo> {
+        self.stats.heads.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::debug_span!("store.head", key);
+        let r = self.inner.head(key).instrument(span).await;
+        self.count("head", &r);
         r
     }
 

@@ -38,12 +38,12 @@ impl OpLatency {
     }
 }
 
-/// Latencies for writes (PUT, DELETE) and reads (GET, LIST).
+/// Latencies for writes (PUT, DELETE) and reads (GET, HEAD, LIST).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LatencyProfile {
     /// Latency added to writes (PUT and DELETE).
     pub put: OpLatency,
-    /// Latency added to reads (GET, ranged GET and LIST).
+    /// Latency added to reads (GET, ranged GET, HEAD and LIST).
     pub get: OpLatency,
 }
 
@@ -141,6 +141,14 @@ impl Store for LatencyStore {
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
         self.delay(self.profile.get).await;
         self.inner.list(prefix).await
+    }
+    async fn list_after(&self, prefix: &str, after_key: &str) -> StoreResult<Vec<ObjectInfo>> {
+        self.delay(self.profile.get).await;
+        self.inner.list_after(prefix, after_key).await
+    }
+    async fn head(&self, key: &str) -> StoreResult<ObjectInfo> {
+        self.delay(self.profile.get).await;
+        self.inner.head(key).await
     }
     async fn delete(&self, key: &str) -> StoreResult<()> {
         self.delay(self.profile.put).await;

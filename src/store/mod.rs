@@ -1,6 +1,6 @@
 //! The object-store layer. It owns Skiff's narrow view of a store (the
-//! [`Store`] trait: create-if-absent or overwrite PUT, GET, ranged GET, LIST,
-//! DELETE), opening a store from a URL, and the wrappers that count, delay,
+//! [`Store`] trait: create-if-absent or overwrite PUT, GET, ranged GET,
+//! HEAD, LIST (whole, or after a key), DELETE), opening a store from a URL, and the wrappers that count, delay,
 //! fail and retry calls. It must not know what the objects mean: segments,
 //! log entries and checkpoints are the business of the layers above.
 
@@ -66,7 +66,8 @@ pub enum StoreErrorKind {
 pub struct StoreError {
     /// What the caller must act on.
     pub kind: StoreErrorKind,
-    /// The store call: `put`, `get`, `get_range`, `list`, `delete` or `open`.
+    /// The store call: `put`, `get`, `get_range`, `head`, `list`,
+    /// `list_after`, `delete` or `open`.
     pub op: &'static str,
     /// The object key (or list prefix, or store URL) the call was about.
     pub key: String,
@@ -125,6 +126,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// not only whole path segments; `""` lists everything), sorted by key,
     /// with its size. An empty result is not an error.
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>>;
+    /// [`Store::list`], but only the keys sorting strictly after
+    /// `after_key` (byte order, as S3's `start-after`): what a sweep that
+    /// remembers how far it got lists next, at a cost that grows with the
+    /// keys after its mark, not with everything under `prefix`.
+    /// `after_key` need not exist, nor start with `prefix`.
+    async fn list_after(&self, prefix: &str, after_key: &str) -> StoreResult<Vec<ObjectInfo>>;
+    /// The object's size and last-modified time, without its bytes;
+    /// `NotFound` if there is none.
+    async fn head(&self, key: &str) -> StoreResult<ObjectInfo>;
     /// Remove the object. Deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> StoreResult<()>;
 }

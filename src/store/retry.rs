@@ -108,6 +108,15 @@ impl Store for RetryStore {
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectInfo>> {
         self.retry("list", prefix, || self.inner.list(prefix)).await
     }
+    async fn list_after(&self, prefix: &str, after_key: &str) -> StoreResult<Vec<ObjectInfo>> {
+        self.retry("list_after", prefix, || {
+            self.inner.list_after(prefix, after_key)
+        })
+        .await
+    }
+    async fn head(&self, key: &str) -> StoreResult<ObjectInfo> {
+        self.retry("head", key, || self.inner.head(key)).await
+    }
     async fn delete(&self, key: &str) -> StoreResult<()> {
         self.retry("delete", key, || self.inner.delete(key)).await
     }
