@@ -458,4 +458,8 @@ async fn the_binary_exits_0_when_healthy_and_non_zero_naming_the_key_when_not() 
     assert_eq!(code, Some(0), "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["segments_deleted"], 0, "nothing is past the grace period");
+    let (code, out) = skiff_admin(&["gc", "--store", path, "--json", "--dry-run"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["dry_run"], true, "{out}");
 }

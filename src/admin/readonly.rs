@@ -102,6 +102,14 @@ impl Store for ReadOnlyStore {
         self.inner.list(prefix).await
     }
 
+    async fn list_after(&self, prefix: &str, after_key: &str) -> StoreResult<Vec<ObjectInfo>> {
+        self.inner.list_after(prefix, after_key).await
+    }
+
+    async fn head(&self, key: &str) -> StoreResult<ObjectInfo> {
+        self.inner.head(key).await
+    }
+
     async fn delete(&self, key: &str) -> StoreResult<()> {
         Err(self.refuse("delete", key))
     }

@@ -86,6 +86,9 @@ pub struct GcArgs {
     /// Objects younger than this are never deleted [default: the agent's].
     #[arg(long, env = "SKIFF_GC_GRACE_MS")]
     pub gc_grace_ms: Option<u64>,
+    /// Say what the pass would delete; delete and commit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
@@ -154,13 +157,16 @@ async fn gc(a: GcArgs) -> anyhow::Result<()> {
     let store = Arc::new(skiff::admin::open_existing(&settings.store)?);
     let bars = Bars::new(a.target.json);
     bars.phase("collecting garbage", 0, "");
-    let report = skiff::admin::gc(store, SystemClock::shared(), settings.node_config()).await;
+    let mut config = settings.node_config();
+    config.gc.dry_run = a.dry_run;
+    let report = skiff::admin::gc(store, SystemClock::shared(), config).await;
     bars.finish();
     let report = report.with_context(|| format!("gc of {} failed", settings.store))?;
     if a.target.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("gc of {}:", settings.store);
+        let what = if a.dry_run { "gc --dry-run" } else { "gc" };
+        println!("{what} of {}:", settings.store);
         print_fields(&serde_json::to_value(&report)?);
     }
     Ok(())
