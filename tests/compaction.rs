@@ -13,8 +13,8 @@ use skiff::clock::SystemClock;
 use skiff::compact::Trigger;
 use skiff::fetch::FetchRequest;
 use skiff::ingest::{ProduceRecord, ProduceRequest};
-use skiff::log::{ChunkRef, ObjectRef, TopicConfig};
-use skiff::node::Node;
+use skiff::log::{ChunkRef, Committed, ForwardError, Forwarder, ObjectRef, TopicConfig};
+use skiff::node::{Node, NodeConfig};
 use skiff::segment::{decode_chunk, Record};
 use skiff::store::{Fault, FaultRule, FaultStore, Gate, Op, PutMode, SharedStore};
 use std::collections::BTreeSet;
@@ -368,4 +368,54 @@ async fn throughput_on_a_local_directory() {
         mib_read / secs,
         written as f64 / f64::from(1 << 20)
     );
+}
+
+/// A soft leader elsewhere: this agent must leave compaction to it.
+#[derive(Debug)]
+struct LeaderElsewhere;
+
+#[async_trait::async_trait]
+impl Forwarder for LeaderElsewhere {
+    fn leader(&self) -> Option<String> {
+        Some("http://127.0.0.1:9".into())
+    }
+    async fn forward(&self, _url: &str, _entry: Bytes) -> Result<Committed, ForwardError> {
+        Err(ForwardError::NotTaken("a test leader".into()))
+    }
+    async fn pull(
+        &self,
+        _url: &str,
+        _after: u64,
+        _wait_ms: u64,
+    ) -> Result<Vec<(u64, Bytes)>, ForwardError> {
+        Err(ForwardError::NotTaken("a test leader".into()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_maintenance_loop_compacts_where_no_other_agent_leads() {
+    let (store, _dir) = new_store("memory");
+    let config = NodeConfig {
+        maintenance_interval_ms: 20,
+        ..fast_config()
+    };
+    let follower = node_with(&store, fast_config(), SystemClock::shared()).await;
+    assert!(
+        follower.leads_maintenance(),
+        "no leader known: every agent compacts"
+    );
+    follower.log().set_forwarder(Arc::new(LeaderElsewhere));
+    assert!(
+        !follower.leads_maintenance(),
+        "the leader elsewhere compacts"
+    );
+
+    let leader = node_with(&store, config, SystemClock::shared()).await;
+    topic(&leader, 1).await;
+    let expected = produce_small(&leader, 1, 10).await;
+    until("the maintenance loop compacted", 20, async || {
+        chunks_of(&leader, 0).len() == 1
+    })
+    .await;
+    assert_reads_back(&leader, &expected).await;
 }
