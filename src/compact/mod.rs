@@ -165,24 +165,31 @@ async fn rewrite_runs(
 ) -> Result<Vec<Swap>> {
     let (inputs, bytes_read) = rewrite::read_runs(cx.store, &plan.runs).await;
     report.bytes_read = bytes_read;
-    let goal = pack::goal_bytes(plan.input_bytes(), cx.segment_bytes_target as u64);
-    let mut packer = pack::Packer::new(cx.store.clone(), goal);
-    let mut swaps = Vec::new();
+    let mut done = Vec::new();
     for (run, input) in plan.runs.iter().zip(inputs) {
         report.chunks_read += run.chunks.len() as u64;
         let encoded = match input {
             Ok(bytes) => reencode_off_runtime(run, bytes, config, cx.compression).await,
             Err(e) => Err(e),
         };
-        let encoded = match encoded {
-            Ok(e) => e,
+        match encoded {
+            Ok(e) => done.push((run, e)),
             Err(e) => {
                 tracing::warn!(topic = %run.topic, partition = run.partition, error = %e,
                     "a compaction run failed; it is not swapped");
                 report.errors.push(e.to_string());
-                continue;
             }
-        };
+        }
+    }
+    let total: u64 = done
+        .iter()
+        .flat_map(|(_, e)| e)
+        .map(|e| e.bytes.len() as u64)
+        .sum();
+    let target = cx.segment_bytes_target as u64;
+    let mut packer = pack::Packer::new(cx.store.clone(), total, target);
+    let mut swaps = Vec::new();
+    for (run, encoded) in done {
         let mut chunks: Vec<SwapChunk> = Vec::with_capacity(encoded.len());
         for e in &encoded {
             chunks.push(packer.add(&run.topic, run.partition, e)?);

@@ -1,7 +1,10 @@
 //! Packing a pass's new chunks into segments and writing them. Chunks of
-//! every partition share segments; a segment is sealed once it holds
-//! `goal_bytes` (the pass's input split evenly into segments of about
-//! `segment_bytes_target`, so no output segment is left tiny), checked
+//! every partition share segments. The pass's output is split evenly into
+//! `ceil(total / segment_bytes_target)` segments: segment `k` is sealed once
+//! the chunks placed so far reach `k` times the goal, so sizes do not drift
+//! and no last segment is left tiny (each is the goal within one chunk,
+//! hence at least about half the target: not small, not rewritten again).
+//! A sealed segment is checked
 //! (its footer and every chunk's checksum read back, the postcondition of
 //! building it) and written under a fresh key with create-if-absent while
 //! the next one fills. Nothing references these segments until the pass
@@ -37,17 +40,21 @@ pub struct Written {
 /// Fills segments with chunks and uploads each as it is sealed.
 pub struct Packer {
     store: SharedStore,
-    goal_bytes: usize,
+    goal_bytes: u64,
+    /// Bytes of chunks placed so far, over every segment.
+    placed_bytes: u64,
     current: Option<(Arc<str>, SegmentBuilder, usize)>,
     uploads: Vec<(String, JoinHandle<Result<u64>>)>,
 }
 
 impl Packer {
-    /// A packer writing to `store`, sealing segments at `goal_bytes`.
-    pub fn new(store: SharedStore, goal_bytes: u64) -> Self {
+    /// A packer writing `total_bytes` of chunks to `store` in segments of
+    /// about `segment_bytes_target`.
+    pub fn new(store: SharedStore, total_bytes: u64, segment_bytes_target: u64) -> Self {
         Packer {
             store,
-            goal_bytes: goal_bytes.max(1) as usize,
+            goal_bytes: goal_bytes(total_bytes, segment_bytes_target),
+            placed_bytes: 0,
             current: None,
             uploads: Vec::new(),
         }
@@ -59,7 +66,7 @@ impl Packer {
         let goal = self.goal_bytes;
         let (key, builder, chunks) = self.current.get_or_insert_with(|| {
             let key: Arc<str> = new_segment_key().into();
-            (key, SegmentBuilder::with_capacity(goal), 0)
+            (key, SegmentBuilder::with_capacity(goal as usize), 0)
         });
         let start = builder.add_chunk(topic, partition, &chunk.bytes, &chunk.meta);
         *chunks += 1;
@@ -71,7 +78,9 @@ impl Packer {
             max_timestamp_ms: chunk.meta.max_timestamp_ms,
             crc32c: chunk.meta.crc32c,
         };
-        if builder.data_bytes() >= goal {
+        self.placed_bytes += chunk.bytes.len() as u64;
+        let sealed = self.uploads.len() as u64;
+        if self.placed_bytes >= (sealed + 1).saturating_mul(goal) {
             self.seal()?;
         }
         Ok(placed)
@@ -139,7 +148,39 @@ impl Drop for Packer {
 
 #[cfg(test)]
 mod tests {
-    use super::goal_bytes;
+    use super::*;
+    use crate::segment::ChunkMeta;
+    use bytes::Bytes;
+    use std::collections::BTreeMap;
+
+    fn chunk(i: u8) -> Encoded {
+        let bytes = Bytes::from(vec![i; 100]);
+        let meta = ChunkMeta {
+            record_count: 1,
+            max_timestamp_ms: 0,
+            crc32c: crc32c::crc32c(&bytes),
+        };
+        Encoded { bytes, meta }
+    }
+
+    #[tokio::test]
+    async fn segments_split_the_output_evenly_and_are_written() {
+        let store: SharedStore = Arc::new(crate::store::open("memory://").unwrap());
+        // 3300 bytes at a target of 800: five segments of about 660.
+        let mut packer = Packer::new(store.clone(), 3_300, 800);
+        let mut per_segment: BTreeMap<Arc<str>, usize> = BTreeMap::new();
+        for i in 0..33 {
+            let placed = packer.add("t", 0, &chunk(i)).unwrap();
+            *per_segment.entry(placed.key).or_insert(0) += 1;
+        }
+        let written = packer.finish().await.unwrap();
+        let counts: Vec<usize> = written.keys.iter().map(|k| per_segment[&**k]).collect();
+        assert_eq!(counts, vec![7, 7, 6, 7, 6], "no tiny last segment");
+        for k in &written.keys {
+            let body = store.get(k).await.unwrap();
+            assert_eq!(decode_segment(k, &body).unwrap().len(), per_segment[&**k]);
+        }
+    }
 
     #[test]
     fn the_input_is_split_evenly_into_segments_of_about_the_target() {
