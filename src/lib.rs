@@ -36,6 +36,7 @@ pub mod agent;
 pub mod api;
 pub mod client;
 pub mod clock;
+pub mod compact;
 pub mod error;
 pub mod fetch;
 pub mod groups;

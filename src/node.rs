@@ -1,10 +1,12 @@
 //! A Skiff node: one agent's library core. It owns assembling the store
 //! stack (instrumented, retrying), the commit log, the write path, the read
-//! path and the background loops (tailing, retention, GC), and exposes topic
-//! admin, produce and fetch to the HTTP layer and to embedders. It must not
+//! path and the background loops (tailing, retention, compaction, GC), and
+//! exposes topic admin, produce, fetch and maintenance passes to the HTTP
+//! layer, the admin commands and embedders. It must not
 //! hold transport concerns (HTTP statuses, JSON): those are `agent`'s.
 
 use crate::clock::SharedClock;
+use crate::compact::{CompactConfig, CompactReport};
 use crate::error::{Error, Result};
 use crate::fetch::{ChunkCache, FetchConfig, FetchRequest, FetchResult, Reader};
 use crate::ingest::{IngestConfig, Ingester, ProduceRequest};
@@ -36,13 +38,15 @@ pub struct NodeConfig {
     pub fetch: FetchConfig,
     /// Garbage collection's settings.
     pub gc: GcConfig,
+    /// Compaction's settings.
+    pub compact: CompactConfig,
     /// Retries and timeouts of every store call.
     pub retry: RetryPolicy,
     /// Bytes of chunks the read cache holds at most.
     pub cache_bytes_max: usize,
     /// How often the tailer looks for other agents' commits.
     pub tail_interval_ms: u64,
-    /// How often retention and GC run; 0 turns them off.
+    /// How often retention, compaction and GC run; 0 turns them off.
     pub maintenance_interval_ms: u64,
 }
 
@@ -54,6 +58,7 @@ impl Default for NodeConfig {
             ingest: IngestConfig::default(),
             fetch: FetchConfig::default(),
             gc: GcConfig::default(),
+            compact: CompactConfig::default(),
             retry: RetryPolicy::default(),
             cache_bytes_max: 256 << 20,
             tail_interval_ms: 100,
@@ -103,6 +108,9 @@ pub struct Node {
     reader: Reader,
     cache: Arc<ChunkCache>,
     config: NodeConfig,
+    /// One compaction pass at a time here (two would refuse each other's
+    /// swaps).
+    compacting: tokio::sync::Mutex<()>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -148,6 +156,7 @@ impl Node {
             reader,
             cache,
             config,
+            compacting: tokio::sync::Mutex::new(()),
             tasks: Mutex::new(Vec::new()),
         });
         let tailer = tokio::spawn(tail_loop(
@@ -364,6 +373,32 @@ impl Node {
         collect_garbage(&self.log, &self.store, &*self.clock, &config).await
     }
 
+    /// One compaction pass now over `topic` (or every topic): rewrite the
+    /// small chunks that are due into segments near `segment_bytes_target`
+    /// and commit their swaps here (see [`crate::compact`]). Runs that
+    /// could not be read or decoded are listed in the report's `errors`
+    /// (each naming the object key) and left as they are; an error means
+    /// the pass committed nothing (its new segments, if any, are garbage).
+    pub async fn compact_once(&self, topic: Option<&str>) -> Result<CompactReport> {
+        let _one_at_a_time = self.compacting.lock().await;
+        let cx = crate::compact::Context {
+            log: &self.log,
+            store: &self.store,
+            clock: &*self.clock,
+            agent_id: &self.agent_id,
+            segment_bytes_target: self.config.ingest.segment_bytes_target,
+            compression: self.config.ingest.compression,
+        };
+        crate::compact::compact_once(&cx, &self.config.compact, topic).await
+    }
+
+    /// Whether this agent should run the cluster's compaction: it is the
+    /// soft leader, or no leader is known (then every agent does, spread
+    /// by the maintenance loop's jitter; racing is correct, only wasteful).
+    pub fn leads_maintenance(&self) -> bool {
+        self.log.forwarder().is_none_or(|f| f.leader().is_none())
+    }
+
     /// Stop accepting produce requests, commit and answer what was accepted,
     /// stop the background loops.
     pub async fn shutdown(&self) {
@@ -445,6 +480,10 @@ async fn tail_loop(node: std::sync::Weak<Node>, interval_ms: u64) {
     }
 }
 
+/// Compaction passes one maintenance round runs at most, while each
+/// left due chunks behind.
+const COMPACT_PASSES_PER_ROUND_MAX: usize = 8;
+
 async fn maintenance_loop(node: std::sync::Weak<Node>, interval_ms: u64) {
     loop {
         // Jitter spreads agents' passes over the interval.
@@ -454,9 +493,30 @@ async fn maintenance_loop(node: std::sync::Weak<Node>, interval_ms: u64) {
         if let Err(e) = node.enforce_retention().await {
             tracing::warn!(error = %e, "retention pass failed");
         }
+        if node.leads_maintenance() {
+            compact_round(&node).await;
+        }
         match node.gc_once().await {
             Ok(r) => tracing::debug!(?r, "gc pass"),
             Err(e) => tracing::warn!(error = %e, "gc pass failed"),
+        }
+    }
+}
+
+/// Compaction passes until nothing due is left behind (bounded).
+async fn compact_round(node: &Node) {
+    for _ in 0..COMPACT_PASSES_PER_ROUND_MAX {
+        match node.compact_once(None).await {
+            Ok(r) => {
+                tracing::debug!(?r, "compaction pass");
+                if !(r.truncated && r.swaps_accepted > 0) {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "compaction pass failed");
+                return;
+            }
         }
     }
 }

@@ -3,12 +3,25 @@
 //! (`--config`), `SKIFF_*` environment variables and flags. It owns turning
 //! settings into the library's configs; it must not start anything.
 
+use crate::compact::CompactConfig;
 use crate::fetch::FetchConfig;
 use crate::ingest::IngestConfig;
 use crate::log::{GcConfig, LogConfig};
 use crate::node::NodeConfig;
 use crate::segment::Compression;
 use serde::{Deserialize, Serialize};
+
+/// Bounds of `compact_chunk_bytes_target`: a rewritten chunk of at most
+/// 16 MiB of records decodes well within a reader's budget
+/// (`CHUNK_DECODED_BYTES_MAX`).
+pub const COMPACT_CHUNK_BYTES_MIN: usize = 4 << 10;
+/// See [`COMPACT_CHUNK_BYTES_MIN`].
+pub const COMPACT_CHUNK_BYTES_MAX: usize = 16 << 20;
+/// Bounds of `compact_bytes_per_pass_max`: a pass holds its input in
+/// memory.
+pub const COMPACT_PASS_BYTES_MIN: usize = 1 << 20;
+/// See [`COMPACT_PASS_BYTES_MIN`].
+pub const COMPACT_PASS_BYTES_MAX: usize = 1 << 30;
 
 /// Every setting of `skiff agent`. Field docs are the reference table in the
 /// README; keep them in step.
@@ -57,8 +70,18 @@ pub struct Settings {
     pub checkpoint_interval_entries: u64,
     /// Objects younger than this are never garbage-collected.
     pub gc_grace_ms: u64,
-    /// How often retention and GC run (0: never).
+    /// How often retention, compaction and GC run (0: never).
     pub maintenance_interval_ms: u64,
+    /// A segment with fewer live bytes than this is small, and compaction
+    /// merges it (0: half of `segment_bytes_target`; at most that).
+    pub compact_object_bytes_min: usize,
+    /// Inline chunks whose newest record is this old (ms) are compacted
+    /// even when the small chunks do not fill half a segment yet.
+    pub compact_age_ms: u64,
+    /// The size chunks are rewritten to, in bytes of records.
+    pub compact_chunk_bytes_target: usize,
+    /// Bytes of chunks one compaction pass reads at most.
+    pub compact_bytes_per_pass_max: usize,
     /// Names this agent in log entries (random if empty).
     pub agent_id: String,
     /// Agents elect one (by a lease object in the store) that commits for
@@ -113,6 +136,10 @@ impl Default for Settings {
             checkpoint_interval_entries: n.log.checkpoint_interval_entries,
             gc_grace_ms: n.gc.grace_ms,
             maintenance_interval_ms: n.maintenance_interval_ms,
+            compact_object_bytes_min: n.compact.object_bytes_min,
+            compact_age_ms: n.compact.age_ms,
+            compact_chunk_bytes_target: n.compact.chunk_bytes_target,
+            compact_bytes_per_pass_max: n.compact.bytes_per_pass_max,
             agent_id: String::new(),
             soft_leader: true,
             leader_lease_ms: 6_000,
@@ -150,7 +177,36 @@ impl Settings {
         if self.tail_interval_ms == 0 {
             return Err("tail_interval_ms must be at least 1".into());
         }
+        self.validate_compact()?;
         self.validate_http()
+    }
+
+    /// Compaction's bounds: a small-segment floor of at most half a
+    /// segment (the segments a pass writes are at least that, so they are
+    /// not rewritten again), chunks a reader decodes within its budget, and
+    /// a pass's input that fits in memory.
+    fn validate_compact(&self) -> Result<(), String> {
+        let half = self.segment_bytes_target / 2;
+        if self.compact_object_bytes_min > half {
+            return Err(format!(
+                "compact_object_bytes_min ({}) must be at most half of segment_bytes_target ({half}): \
+                 compacted segments would count as small and be rewritten again",
+                self.compact_object_bytes_min
+            ));
+        }
+        let chunk = self.compact_chunk_bytes_target;
+        if !(COMPACT_CHUNK_BYTES_MIN..=COMPACT_CHUNK_BYTES_MAX).contains(&chunk) {
+            return Err(format!(
+                "compact_chunk_bytes_target ({chunk}) must be {COMPACT_CHUNK_BYTES_MIN}..={COMPACT_CHUNK_BYTES_MAX}"
+            ));
+        }
+        let pass = self.compact_bytes_per_pass_max;
+        if !(COMPACT_PASS_BYTES_MIN..=COMPACT_PASS_BYTES_MAX).contains(&pass) {
+            return Err(format!(
+                "compact_bytes_per_pass_max ({pass}) must be {COMPACT_PASS_BYTES_MIN}..={COMPACT_PASS_BYTES_MAX}"
+            ));
+        }
+        Ok(())
     }
 
     /// The listener's limits: all positive, and no long poll outlasting
@@ -207,6 +263,12 @@ impl Settings {
                 grace_ms: self.gc_grace_ms,
                 ..d.gc
             },
+            compact: CompactConfig {
+                object_bytes_min: self.compact_object_bytes_min,
+                age_ms: self.compact_age_ms,
+                chunk_bytes_target: self.compact_chunk_bytes_target,
+                bytes_per_pass_max: self.compact_bytes_per_pass_max,
+            },
             retry: d.retry,
             cache_bytes_max: self.cache_bytes_max,
             tail_interval_ms: self.tail_interval_ms,
@@ -239,6 +301,41 @@ mod tests {
             ..Settings::default()
         };
         assert!(s.validate().unwrap_err().contains("gc_grace_ms"));
+    }
+
+    #[test]
+    fn compaction_settings_out_of_bounds_are_refused() {
+        let s = Settings {
+            compact_object_bytes_min: Settings::default().segment_bytes_target / 2 + 1,
+            ..Settings::default()
+        };
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .contains("compact_object_bytes_min"));
+        for chunk in [COMPACT_CHUNK_BYTES_MIN - 1, COMPACT_CHUNK_BYTES_MAX + 1] {
+            let s = Settings {
+                compact_chunk_bytes_target: chunk,
+                ..Settings::default()
+            };
+            assert!(s
+                .validate()
+                .unwrap_err()
+                .contains("compact_chunk_bytes_target"));
+        }
+        let s = Settings {
+            compact_bytes_per_pass_max: COMPACT_PASS_BYTES_MAX + 1,
+            ..Settings::default()
+        };
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .contains("compact_bytes_per_pass_max"));
+        let s: Settings =
+            toml::from_str("compact_age_ms = 5\ncompact_object_bytes_min = 1024").unwrap();
+        s.validate().unwrap();
+        assert_eq!(s.node_config().compact.age_ms, 5);
+        assert_eq!(s.node_config().compact.object_bytes_min, 1024);
     }
 
     #[test]

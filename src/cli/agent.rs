@@ -53,10 +53,6 @@ pub struct AgentArgs {
     pub view_ttl_ms: Option<u64>,
     #[arg(long, env = "SKIFF_CHECKPOINT_INTERVAL_ENTRIES")]
     pub checkpoint_interval_entries: Option<u64>,
-    #[arg(long, env = "SKIFF_GC_GRACE_MS")]
-    pub gc_grace_ms: Option<u64>,
-    #[arg(long, env = "SKIFF_MAINTENANCE_INTERVAL_MS")]
-    pub maintenance_interval_ms: Option<u64>,
     #[arg(long, env = "SKIFF_AGENT_ID")]
     pub agent_id: Option<String>,
     #[arg(long, env = "SKIFF_SOFT_LEADER")]
@@ -68,6 +64,9 @@ pub struct AgentArgs {
     /// The listener's limits (boxed: they would make every command larger).
     #[command(flatten)]
     pub http: Box<HttpArgs>,
+    /// Maintenance: GC and compaction (boxed, like the listener's).
+    #[command(flatten)]
+    pub maintenance: Box<MaintenanceArgs>,
     /// Longest wait for open connections on shutdown.
     #[arg(long, env = "SKIFF_SHUTDOWN_DRAIN_MS", default_value_t = SHUTDOWN_DRAIN_MS_DEFAULT)]
     pub shutdown_drain_ms: u64,
@@ -91,6 +90,27 @@ pub struct HttpArgs {
     /// Request body bytes held at once [default: 134217728].
     #[arg(long, env = "SKIFF_BODIES_BYTES_MAX")]
     pub bodies_bytes_max: Option<usize>,
+}
+
+/// Flags of the maintenance passes: GC and compaction.
+#[derive(Debug, Default, clap::Args)]
+pub struct MaintenanceArgs {
+    #[arg(long, env = "SKIFF_GC_GRACE_MS")]
+    pub gc_grace_ms: Option<u64>,
+    #[arg(long, env = "SKIFF_MAINTENANCE_INTERVAL_MS")]
+    pub maintenance_interval_ms: Option<u64>,
+    /// Segments with fewer live bytes are merged [default: 0 = segment_bytes_target / 2].
+    #[arg(long, env = "SKIFF_COMPACT_OBJECT_BYTES_MIN")]
+    pub compact_object_bytes_min: Option<usize>,
+    /// Inline chunks this old (ms) are compacted anyway [default: 60000].
+    #[arg(long, env = "SKIFF_COMPACT_AGE_MS")]
+    pub compact_age_ms: Option<u64>,
+    /// Bytes of records per rewritten chunk [default: 1048576].
+    #[arg(long, env = "SKIFF_COMPACT_CHUNK_BYTES_TARGET")]
+    pub compact_chunk_bytes_target: Option<usize>,
+    /// Bytes one compaction pass reads at most [default: 67108864].
+    #[arg(long, env = "SKIFF_COMPACT_BYTES_PER_PASS_MAX")]
+    pub compact_bytes_per_pass_max: Option<usize>,
 }
 
 macro_rules! overlay {
@@ -127,8 +147,6 @@ impl AgentArgs {
             fetch_wait_ms_max,
             view_ttl_ms,
             checkpoint_interval_entries,
-            gc_grace_ms,
-            maintenance_interval_ms,
             agent_id,
             soft_leader,
             leader_lease_ms,
@@ -143,6 +161,17 @@ impl AgentArgs {
             idle_timeout_ms,
             request_timeout_ms,
             bodies_bytes_max,
+        );
+        let m = &*self.maintenance;
+        overlay!(
+            s,
+            m,
+            gc_grace_ms,
+            maintenance_interval_ms,
+            compact_object_bytes_min,
+            compact_age_ms,
+            compact_chunk_bytes_target,
+            compact_bytes_per_pass_max,
         );
         Ok(s)
     }

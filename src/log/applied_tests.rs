@@ -319,6 +319,89 @@ fn segment_named() {
     );
 }
 
+/// A swap of three records from an inline chunk into one new segment.
+fn swap() -> Swap {
+    Swap {
+        topic: "t".into(),
+        topic_id: 1,
+        partition: 0,
+        base_offset: 3,
+        replaced: vec![ChunkId {
+            key: log_key(2),
+            start: 17,
+            record_count: 3,
+            crc32c: 7,
+        }],
+        chunks: vec![SwapChunk {
+            key: crate::segment::new_segment_key().into(),
+            start: 0,
+            len: 90,
+            record_count: 3,
+            max_timestamp_ms: 5,
+            crc32c: 9,
+        }],
+    }
+}
+
+fn swap_entry(s: Swap) -> EncodedEntry {
+    EncodedEntry::encode(entry(1, vec![Intent::Swap(s)]), Bytes::new()).unwrap()
+}
+
+fn swap_malformed(detail: &str) -> Violation {
+    Violation::SwapMalformed {
+        commit_id: 1,
+        topic: "t".into(),
+        partition: 0,
+        base_offset: 3,
+        detail: detail.into(),
+    }
+}
+
+#[test]
+fn swap_well_formed() {
+    assert_eq!(check_entry(&swap_entry(swap())), Ok(()));
+    let mut s = swap();
+    s.replaced.clear();
+    assert_eq!(
+        check_entry(&swap_entry(s)),
+        Err(swap_malformed(
+            "it replaces 0 chunks by 1 (each must be 1..=100000)"
+        ))
+    );
+    let mut s = swap();
+    s.chunks[0].key = Arc::from("segments/mine.seg");
+    assert_eq!(
+        check_entry(&swap_entry(s)),
+        Err(swap_malformed(
+            "\"segments/mine.seg\" is not a segment key of ours"
+        ))
+    );
+    let mut s = swap();
+    s.chunks[0].len = 0;
+    let key = s.chunks[0].key.clone();
+    assert_eq!(
+        check_entry(&swap_entry(s)),
+        Err(swap_malformed(&format!(
+            "the new chunk in {key} at byte 0 is empty"
+        )))
+    );
+    let mut s = swap();
+    s.replaced[0].record_count = 0;
+    s.chunks[0].record_count = 0;
+    assert_eq!(
+        check_entry(&swap_entry(s)),
+        Err(swap_malformed(
+            "the replaced chunk \"log/00000000000000000002\" at byte 17 is empty"
+        ))
+    );
+    let mut s = swap();
+    s.chunks[0].record_count = 2;
+    assert_eq!(
+        check_entry(&swap_entry(s)),
+        Err(swap_malformed("it replaces 3 records by 2"))
+    );
+}
+
 #[test]
 fn a_broken_postcondition_after_a_durable_write_is_uncertain_not_internal() {
     let v = Violation::HighWatermarkWentBack {

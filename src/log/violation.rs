@@ -444,6 +444,23 @@ pub enum Violation {
         /// The partition where the rule broke.
         partition: u32,
     },
+    /// A compactor's swap replaces at least one chunk by at least one, every
+    /// chunk it names holds records (and bytes), the new chunks lie in
+    /// segments named as `segment::new_segment_key` names them, and they
+    /// hold as many records as the chunks they replace.
+    #[error("entry {commit_id:032x}: the swap of {topic}/{partition} at offset {base_offset} is malformed: {detail}")]
+    SwapMalformed {
+        /// The entry's commit id.
+        commit_id: u128,
+        /// The topic where the rule broke.
+        topic: String,
+        /// The partition where the rule broke.
+        partition: u32,
+        /// The swap's base offset.
+        base_offset: u64,
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
 /// A broken rule reaches a caller as an internal error: a fault of this

@@ -8,6 +8,7 @@
 //! accepted is `apply`'s business.
 
 use super::entry::{inline_bytes, ChunkIntent, EncodedEntry, EntryHeader, Intent, Location};
+use super::lifecycle::{Swap, SWAP_CHUNKS_MAX};
 use super::violation::Violation;
 
 type Checked = Result<(), Violation>;
@@ -28,6 +29,12 @@ pub(crate) fn check_entry(e: &EncodedEntry) -> Checked {
             Location::Inline { .. } => inline_chunk_sound(id, c, &e.blob)?,
             Location::Segment { .. } => segment_named(id, c)?,
         }
+    }
+    for s in e.entry.intents.iter().filter_map(|i| match i {
+        Intent::Swap(s) => Some(s),
+        _ => None,
+    }) {
+        swap_well_formed(id, s)?;
     }
     Ok(())
 }
@@ -101,4 +108,65 @@ pub(crate) fn segment_named(commit_id: u128, c: &ChunkIntent) -> Checked {
         }),
         _ => Ok(()),
     }
+}
+
+/// Rule: a compactor's swap is well formed: it replaces at least one
+/// chunk by at least one (at most `SWAP_CHUNKS_MAX` each), every chunk it
+/// names holds records and every new one bytes within 2^64, the new chunks
+/// lie in segments named like ours (`segments/<ULID>.seg`), and they hold
+/// exactly the records they replace. `apply` refuses such a swap anyway;
+/// this stops the writer that built it before it reaches the log.
+pub(crate) fn swap_well_formed(commit_id: u128, s: &Swap) -> Checked {
+    let broken = |detail: String| {
+        Err(Violation::SwapMalformed {
+            commit_id,
+            topic: s.topic.clone(),
+            partition: s.partition,
+            base_offset: s.base_offset,
+            detail,
+        })
+    };
+    let (replaced, chunks) = (s.replaced.len(), s.chunks.len());
+    if replaced == 0 || chunks == 0 || replaced > SWAP_CHUNKS_MAX || chunks > SWAP_CHUNKS_MAX {
+        return broken(format!(
+            "it replaces {replaced} chunks by {chunks} (each must be 1..={SWAP_CHUNKS_MAX})"
+        ));
+    }
+    if let Some(c) = s
+        .replaced
+        .iter()
+        .find(|c| c.record_count == 0 || c.key.is_empty())
+    {
+        return broken(format!(
+            "the replaced chunk {:?} at byte {} is empty",
+            c.key, c.start
+        ));
+    }
+    for c in &s.chunks {
+        if c.record_count == 0 || c.len == 0 || c.start.checked_add(u64::from(c.len)).is_none() {
+            return broken(format!(
+                "the new chunk in {} at byte {} is empty",
+                c.key, c.start
+            ));
+        }
+        if !segment_key_named_like_ours(&c.key) {
+            return broken(format!("{:?} is not a segment key of ours", c.key));
+        }
+    }
+    if s.replaced_records() != s.new_records() {
+        return broken(format!(
+            "it replaces {} records by {}",
+            s.replaced_records(),
+            s.new_records()
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `key` is `segments/<ULID>.seg`, as `segment::new_segment_key`
+/// names segments.
+fn segment_key_named_like_ours(key: &str) -> bool {
+    key.strip_prefix("segments/")
+        .and_then(|k| k.strip_suffix(".seg"))
+        .is_some_and(|id| id.len() == 26 && ulid::Ulid::from_string(id).is_ok())
 }
