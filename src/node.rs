@@ -392,7 +392,7 @@ impl Node {
         crate::compact::compact_once(&cx, &self.config.compact, topic).await
     }
 
-    /// Whether this agent should run the cluster's compaction: it is the
+    /// Whether this agent should run the cluster's compaction and GC: it is the
     /// soft leader, or no leader is known (then every agent does, spread
     /// by the maintenance loop's jitter; racing is correct, only wasteful).
     pub fn leads_maintenance(&self) -> bool {
@@ -493,9 +493,12 @@ async fn maintenance_loop(node: std::sync::Weak<Node>, interval_ms: u64) {
         if let Err(e) = node.enforce_retention().await {
             tracing::warn!(error = %e, "retention pass failed");
         }
-        if node.leads_maintenance() {
-            compact_round(&node).await;
+        // Compaction and GC on one agent (the soft leader) when there is
+        // one: several would race correctly, but only waste work.
+        if !node.leads_maintenance() {
+            continue;
         }
+        compact_round(&node).await;
         match node.gc_once().await {
             Ok(r) => tracing::debug!(?r, "gc pass"),
             Err(e) => tracing::warn!(error = %e, "gc pass failed"),

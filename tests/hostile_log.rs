@@ -401,3 +401,46 @@ async fn a_follower_refuses_an_oversized_feed_answer() {
         assert!(err.to_string().contains("over"), "{path}: {err}");
     }
 }
+
+/// An inline chunk that rotted in its stored log entry fails only its own
+/// offsets: an agent starting on the store still replays the entry and
+/// every one after it, reads the records around it, and keeps producing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotten_inline_chunk_fails_only_its_own_offsets_after_a_restart() {
+    let (store, _g) = new_store("memory");
+    let first = node(&store).await;
+    first
+        .create_topic("t", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    produce_one(&first, "before").await;
+    produce_one(&first, "rotten").await;
+    produce_one(&first, "after").await;
+    let c = first.log().state().partition("t", 0).unwrap().chunks[1].clone();
+    let key = c.object.key();
+    assert!(key.starts_with("log/"), "an inline chunk: {key}");
+    first.shutdown().await;
+    let mut bytes = store.get(&key).await.unwrap().to_vec();
+    bytes[c.start as usize] ^= 0x40;
+    store
+        .put(&key, bytes.into(), skiff::store::PutMode::Overwrite)
+        .await
+        .unwrap();
+
+    let second = node(&store).await;
+    assert_eq!(
+        second
+            .log()
+            .state()
+            .partition("t", 0)
+            .unwrap()
+            .high_watermark,
+        3
+    );
+    assert_eq!(read_from(&second, 0).await.unwrap().records.len(), 1);
+    let err = read_from(&second, 1).await.unwrap_err();
+    assert!(err.to_string().contains(&key), "{err}");
+    assert_eq!(read_from(&second, 2).await.unwrap().records.len(), 1);
+    produce_one(&second, "later").await;
+    assert_eq!(read_from(&second, 3).await.unwrap().records.len(), 1);
+}

@@ -20,7 +20,7 @@ mod sweep;
 
 pub use fsck::{fsck, Checked, FsckOptions, FsckReport, GarbageItem, Orphan};
 pub use load::{load_state, Loaded};
-pub use maintain::{gc, maintenance_node};
+pub use maintain::{compact, gc, maintenance_node, COMPACT_PASSES_MAX};
 pub use readonly::{open_existing, ReadOnlyStore};
 pub use report::{Capped, Problem, ProblemKind, Progress, Quiet, LISTED_MAX};
 pub use scan::{kind_of, ByKind, Count, Listing, ObjectKind};

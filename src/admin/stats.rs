@@ -116,9 +116,9 @@ pub struct StatsReport {
 }
 
 /// Bytes not yet compacted: live inline chunks, and live chunks of
-/// segments with less than `segment_bytes_target / 2` live bytes. The one
-/// definition `stats` uses; point it at the compaction policy's own once
-/// that exists, so both agree.
+/// segments with less than `segment_bytes_target / 2` live bytes: the
+/// compaction policy's candidates with the default floor, so the total is
+/// [`crate::compact::pending_bytes`] (a test holds them equal).
 pub fn bytes_not_compacted(state: &State, segment_bytes_target: u64) -> NotCompacted {
     let mut out = NotCompacted {
         segment_bytes_target,

@@ -1,4 +1,4 @@
-//! `skiff admin fsck|stats|gc`: operator commands on a store, stopped or
+//! `skiff admin fsck|stats|gc|compact`: operator commands on a store, stopped or
 //! live, without an agent. This file only parses arguments, draws progress
 //! bars (on stderr, when it is a terminal and `--json` is off) and prints
 //! the library's reports (`skiff::admin`) as tables or JSON. `admin` is a
@@ -34,6 +34,10 @@ pub enum AdminCommand {
     /// Run one GC pass now (the pass every agent's upkeep runs: safe on a
     /// live store).
     Gc(GcArgs),
+    /// Compact now: rewrite small and inline chunks into segments near the
+    /// target until nothing is due (the pass the soft leader's upkeep runs:
+    /// safe on a live store). Exit 2 if a chunk could not be read.
+    Compact(CompactArgs),
 }
 
 /// The store an admin command works on, and how it prints.
@@ -91,11 +95,23 @@ pub struct GcArgs {
     pub dry_run: bool,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct CompactArgs {
+    #[command(flatten)]
+    pub target: StoreArgs,
+    /// The agents' settings file (its compaction settings apply).
+    #[arg(long, env = "SKIFF_CONFIG")]
+    pub config: Option<String>,
+    /// Only this topic [default: every topic].
+    pub topic: Option<String>,
+}
+
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::Fsck(a) => fsck(a).await,
         AdminCommand::Stats(a) => stats(a).await,
         AdminCommand::Gc(a) => gc(a).await,
+        AdminCommand::Compact(a) => compact(a).await,
     }
 }
 
@@ -170,6 +186,62 @@ async fn gc(a: GcArgs) -> anyhow::Result<()> {
         print_fields(&serde_json::to_value(&report)?);
     }
     Ok(())
+}
+
+async fn compact(a: CompactArgs) -> anyhow::Result<()> {
+    let mut settings = match &a.config {
+        Some(path) => Settings::from_toml_file(path).map_err(anyhow::Error::msg)?,
+        None => Settings::default(),
+    };
+    settings.store = a.target.store.clone();
+    settings.validate().map_err(anyhow::Error::msg)?;
+    let store = Arc::new(skiff::admin::open_existing(&settings.store)?);
+    let bars = Bars::new(a.target.json);
+    bars.phase("compacting", 0, "bytes");
+    let clock = SystemClock::shared();
+    let passes = skiff::admin::compact(
+        store,
+        clock,
+        settings.node_config(),
+        a.topic.as_deref(),
+        &bars,
+    )
+    .await;
+    bars.finish();
+    let passes = passes.with_context(|| format!("compaction of {} failed", settings.store))?;
+    let errors: Vec<&String> = passes.iter().flat_map(|p| &p.errors).collect();
+    if a.target.json {
+        println!("{}", serde_json::to_string(&passes)?);
+    } else {
+        print_compaction(&settings.store, &passes);
+    }
+    if !errors.is_empty() {
+        std::io::stdout().flush()?;
+        std::process::exit(2);
+    }
+    Ok(())
+}
+
+fn print_compaction(url: &str, passes: &[skiff::compact::CompactReport]) {
+    let sum = |f: fn(&skiff::compact::CompactReport) -> u64| passes.iter().map(f).sum::<u64>();
+    println!("compaction of {url}: {} passes", passes.len());
+    println!(
+        "  read {} chunks ({}), wrote {} chunks ({}) in {} segments",
+        sum(|p| p.chunks_read),
+        bytes(sum(|p| p.bytes_read)),
+        sum(|p| p.chunks_written),
+        bytes(sum(|p| p.bytes_written)),
+        sum(|p| p.segments_written)
+    );
+    println!(
+        "  swaps accepted {}, refused {}; still awaiting compaction: {}",
+        sum(|p| p.swaps_accepted),
+        sum(|p| p.swaps_refused),
+        bytes(passes.last().map_or(0, |p| p.pending_bytes))
+    );
+    for e in passes.iter().flat_map(|p| &p.errors) {
+        println!("  error: {e}");
+    }
 }
 
 /// A progress bar on stderr, or nothing when stderr is not a terminal or

@@ -116,6 +116,9 @@ pub async fn collect_garbage(
     warn_if_unsafe(log, config);
     let scan = log.scan_checkpoints().await?;
     log.catch_up().await?;
+    if !config.dry_run && log_clock_stands_still(log, clock, config) {
+        commit_tick(log, clock).await?;
+    }
     let (horizon, marks) = {
         let st = log.state();
         let h = Horizon::new(st.clock_ms, clock.wall_ms(), config.grace_ms);
@@ -312,6 +315,35 @@ async fn commit_collected(log: &CommitLog, clock: &dyn Clock, c: Collected) -> R
             committed.seq
         ))),
     }
+}
+
+/// Whether the log's clock, which moves only with commits, keeps GC from
+/// what this agent's clock says is due: the oldest garbage is due by the
+/// wall clock but not by the log's, or the log's clock is a whole grace
+/// period behind (an idle log: its newest entries and orphans would wait
+/// for the next commit). Then one `Tick` carries the log's clock forward;
+/// the horizon stays min(log, wall), so a clock running ahead is no help.
+fn log_clock_stands_still(log: &CommitLog, clock: &dyn Clock, config: &GcConfig) -> bool {
+    let wall_ms = clock.wall_ms();
+    let st = log.state();
+    let garbage_waits = st.garbage.front().is_some_and(|g| {
+        let due_ms = g.since_ms.saturating_add(config.grace_ms);
+        due_ms <= wall_ms && due_ms > st.clock_ms
+    });
+    garbage_waits || st.clock_ms.saturating_add(config.grace_ms) < wall_ms
+}
+
+/// Commit an entry that only carries this agent's time into the log's.
+async fn commit_tick(log: &CommitLog, clock: &dyn Clock) -> Result<()> {
+    let entry = LogEntry {
+        commit_id: super::new_commit_id(),
+        agent_id: "gc".into(),
+        time_ms: clock.wall_ms(),
+        intents: vec![Intent::Tick],
+    };
+    log.commit_here(&EncodedEntry::encode(entry, Bytes::new())?)
+        .await?;
+    Ok(())
 }
 
 /// Warn once per process if GC may sweep a segment a writer could still
