@@ -270,9 +270,10 @@ async fn a_process_killed_mid_flush_loses_nothing_acked_and_its_orphan_is_never_
     let seed =
         seed("a_process_killed_mid_flush_loses_nothing_acked_and_its_orphan_is_never_served");
     let (base, _g) = new_store("memory");
+    let clock = ManualClock::new();
+    let base = clocked(&base, &clock);
     let faulty = Arc::new(FaultStore::new(base.clone(), seed.value()));
     let faulty_dyn: SharedStore = faulty.clone();
-    let clock = ManualClock::new();
     let n = node_with(&faulty_dyn, fast_config(), clock.clone()).await;
     n.create_topic("t", 3, TopicConfig::default())
         .await
@@ -336,6 +337,9 @@ async fn a_process_killed_mid_flush_loses_nothing_acked_and_its_orphan_is_never_
 async fn a_writer_frozen_across_a_log_gc_cannot_ack_into_the_hole() {
     let seed = seed("a_writer_frozen_across_a_log_gc_cannot_ack_into_the_hole");
     let (base, _g) = new_store("memory");
+    // The store's clock is B's, the clock that moves on.
+    let clock_b = ManualClock::new();
+    let base = clocked(&base, &clock_b);
     // Writer A: frozen by holding its next commit PUT at a gate.
     let faulty = Arc::new(FaultStore::new(base.clone(), seed.value()));
     let faulty_dyn: SharedStore = faulty.clone();
@@ -346,7 +350,6 @@ async fn a_writer_frozen_across_a_log_gc_cannot_ack_into_the_hole() {
     cfg_a.tail_interval_ms = 600_000;
     let a = node_with(&faulty_dyn, cfg_a, clock_a.clone()).await;
     // Writer B: keeps committing, checkpoints and GCs the log.
-    let clock_b = ManualClock::new();
     let mut cfg_b = fast_config();
     cfg_b.gc.margin_entries = 2;
     cfg_b.gc.grace_ms = 60_000;

@@ -249,6 +249,7 @@ async fn restart_from_checkpoint_plus_tail_gives_the_same_state(kind: &'static s
 async fn retention_trims_and_gc_deletes_only_unreferenced_old_objects() {
     let (store, _g) = new_store("memory");
     let clock = skiff::clock::ManualClock::new();
+    let store = clocked(&store, &clock);
     let mut cfg = fast_config();
     cfg.gc.margin_entries = 0;
     cfg.gc.grace_ms = 60_000;

@@ -115,12 +115,13 @@ async fn assert_history_intact(store: &SharedStore, config: NodeConfig, clock: &
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_that_cannot_decode_the_newest_checkpoint_never_commits_into_a_hole() {
     let (base, _g) = new_store("memory");
+    let clock_b = ManualClock::new();
+    let base = clocked(&base, &clock_b);
     let clock_a = ManualClock::new();
     // A learns only when it commits or is asked to: it is about to freeze.
     let mut frozen = fast_config();
     frozen.tail_interval_ms = 600_000;
     let a = node_with(&base, frozen, clock_a.clone()).await;
-    let clock_b = ManualClock::new();
     let b = node_with(&base, collector_config(), clock_b.clone()).await;
     b.create_topic("t", 1, TopicConfig::default())
         .await
@@ -177,11 +178,12 @@ async fn an_agent_that_cannot_decode_the_newest_checkpoint_never_commits_into_a_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_paused_between_upload_and_commit_does_not_name_a_segment_gc_may_sweep() {
     let (base, _g) = new_store("memory");
+    let clock = ManualClock::new();
+    let base = clocked(&base, &clock);
     let seed =
         seed("a_writer_paused_between_upload_and_commit_does_not_name_a_segment_gc_may_sweep");
     let faulty = Arc::new(FaultStore::new(base.clone(), seed.value()));
     let store: SharedStore = faulty.clone();
-    let clock = ManualClock::new();
     let mut c = collector_config();
     c.log.segment_ref_age_max_ms = 30_000;
     let n = node_with(&store, c, clock.clone()).await;
@@ -218,6 +220,7 @@ async fn a_reader_holding_a_view_across_a_trim_and_gc_reads_every_chunk_until_gr
 ) {
     let (store, _g) = new_store(kind);
     let clock = ManualClock::new();
+    let store = clocked(&store, &clock);
     let n = node_with(&store, collector_config(), clock.clone()).await;
     n.create_topic("t", 1, TopicConfig::default())
         .await
@@ -283,6 +286,7 @@ async fn a_reader_holding_a_view_across_a_trim_and_gc_reads_every_chunk_until_gr
 async fn garbage_goes_after_grace_even_when_the_log_is_idle() {
     let (store, _g) = new_store("memory");
     let clock = ManualClock::new();
+    let store = clocked(&store, &clock);
     let n = node_with(&store, collector_config(), clock.clone()).await;
     n.create_topic("t", 1, TopicConfig::default())
         .await
@@ -307,9 +311,10 @@ async fn a_gc_pass_that_crashes_mid_way_is_finished_by_the_next_and_keeps_what_i
     let seed =
         seed("a_gc_pass_that_crashes_mid_way_is_finished_by_the_next_and_keeps_what_is_referenced");
     let (base, _g) = new_store("memory");
+    let clock = ManualClock::new();
+    let base = clocked(&base, &clock);
     let faulty = Arc::new(FaultStore::new(base.clone(), seed.value()));
     let store: SharedStore = faulty.clone();
-    let clock = ManualClock::new();
     let mut c = collector_config();
     c.ingest.inline_bytes_max = 64 << 10;
     let a = node_with(&store, c.clone(), clock.clone()).await;
@@ -341,9 +346,10 @@ async fn deletes_whose_answers_are_lost_leave_the_next_pass_nothing_but_to_forge
     let seed =
         seed("deletes_whose_answers_are_lost_leave_the_next_pass_nothing_but_to_forget_them");
     let (base, _g) = new_store("memory");
+    let clock = ManualClock::new();
+    let base = clocked(&base, &clock);
     let faulty = Arc::new(FaultStore::new(base.clone(), seed.value()));
     let store: SharedStore = faulty.clone();
-    let clock = ManualClock::new();
     let mut c = collector_config();
     c.ingest.inline_bytes_max = 64 << 10;
     c.retry.attempts_max = 2;
@@ -393,6 +399,7 @@ async fn live_history(node: &Node, n: usize) {
 async fn a_second_pass_lists_only_what_is_newer_than_the_marks() {
     let (store, _g) = new_store("memory");
     let clock = ManualClock::new();
+    let store = clocked(&store, &clock);
     let mut c = collector_config();
     c.ingest.inline_bytes_max = 64 << 10;
     // Segment keys take the system clock's time, and this test's clock runs
@@ -431,9 +438,11 @@ async fn a_second_pass_lists_only_what_is_newer_than_the_marks() {
         second.objects_listed,
         now.len()
     );
-    // What is new, plus the first pass's own Collected entry and the
-    // checkpoint before the new one.
-    assert!(second.objects_listed <= new + 2, "{second:?}");
+    // What is new, plus the first pass's own Collected entry, the
+    // checkpoint before the new one, and the first pass's newest segment
+    // (the sweep's mark stops short of what it could not yet judge old by
+    // the store's clock): a few, however long the history.
+    assert!(second.objects_listed <= new + 3, "{second:?}");
     assert!(now.len() > 400, "the history is still there: {}", now.len());
 }
 
@@ -441,6 +450,7 @@ async fn a_second_pass_lists_only_what_is_newer_than_the_marks() {
 async fn a_checkpoint_interval_past_the_margin_opens_no_hole() {
     let (store, _g) = new_store("memory");
     let clock = ManualClock::new();
+    let store = clocked(&store, &clock);
     let mut c = fast_config();
     // 1,500 entries between checkpoints, 1,000 of margin (the default).
     c.log.checkpoint_interval_entries = 1_500;
@@ -483,6 +493,7 @@ async fn a_checkpoint_interval_past_the_margin_opens_no_hole() {
 async fn orphan_segments_older_than_grace_go_and_young_ones_stay(kind: &'static str) {
     let (store, _g) = new_store(kind);
     let clock = ManualClock::new();
+    let store = clocked(&store, &clock);
     let n = node_with(&store, collector_config(), clock.clone()).await;
     n.create_topic("t", 1, TopicConfig::default())
         .await

@@ -7,12 +7,17 @@
 mod aws_chain;
 mod backend;
 #[cfg(any(test, feature = "testing"))]
+mod clocked;
+#[cfg(any(test, feature = "testing"))]
 mod fault;
 mod instrumented;
 mod latency;
 mod retry;
 
 pub use backend::{open, open_s3_with_endpoint, ObjectStoreBackend};
+/// Test-only: a store whose timestamps come from a clock (needs the `testing` feature).
+#[cfg(any(test, feature = "testing"))]
+pub use clocked::ClockedStore;
 /// Test-only: the fault-injecting store (needs the `testing` feature).
 #[cfg(any(test, feature = "testing"))]
 pub use fault::{Fault, FaultRule, FaultStore, Gate, Op};

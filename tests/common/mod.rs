@@ -128,6 +128,12 @@ pub fn is_s3(kind: &str) -> bool {
 }
 
 /// A fresh, empty store of `kind`. The returned guard keeps a temp dir alive.
+/// `store` with its timestamps from `clock` (a `ManualClock` moved an hour
+/// ages the store's timestamps too, as an hour of real time would).
+pub fn clocked(store: &SharedStore, clock: &Arc<skiff::clock::ManualClock>) -> SharedStore {
+    skiff::store::ClockedStore::new(store.clone(), clock.clone())
+}
+
 pub fn new_store(kind: &str) -> (SharedStore, Option<tempfile::TempDir>) {
     match kind {
         "memory" => (Arc::new(open("memory://").unwrap()), None),

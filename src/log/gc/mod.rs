@@ -116,12 +116,17 @@ pub async fn collect_garbage(
     warn_if_unsafe(log, config);
     let scan = log.scan_checkpoints().await?;
     log.catch_up().await?;
-    if !config.dry_run && log_clock_stands_still(log, clock, config) {
+    let ticked = !config.dry_run && log_clock_stands_still(log, clock, config);
+    if ticked {
         commit_tick(log, clock).await?;
+    }
+    let store_ms = store_clock_ms(log, store).await?;
+    if ticked {
+        check_clock_skew(clock.wall_ms(), store_ms, config.grace_ms)?;
     }
     let (horizon, marks) = {
         let st = log.state();
-        let h = Horizon::new(st.clock_ms, clock.wall_ms(), config.grace_ms);
+        let h = Horizon::new(st.clock_ms.min(store_ms), clock.wall_ms(), config.grace_ms);
         (h, st.gc.clone())
     };
     let mut pass = Pass {
@@ -331,6 +336,35 @@ fn log_clock_stands_still(log: &CommitLog, clock: &dyn Clock, config: &GcConfig)
         due_ms <= wall_ms && due_ms > st.clock_ms
     });
     garbage_waits || st.clock_ms.saturating_add(config.grace_ms) < wall_ms
+}
+
+/// The store's own clock, as far as GC may trust it: when the log's head
+/// entry was written (one HEAD). The horizon never passes it, so neither
+/// this agent's clock nor the log's (which this agent, as leader, stamps
+/// itself) can shorten a grace period by running fast: the store's
+/// timestamps are what orphans are judged by, and they are no one agent's.
+/// An empty log gives 0 (nothing is due).
+async fn store_clock_ms(log: &CommitLog, store: &SharedStore) -> Result<u64> {
+    let head = log.head();
+    if head == 0 {
+        return Ok(0);
+    }
+    Ok(store.head(&log_key(head)).await?.last_modified_ms)
+}
+
+/// Refuse a pass when this agent's clock and the store's disagree by more
+/// than a quarter of the grace period (measured on the entry it has just
+/// written): its garbage stamps and its view of "old" cannot be trusted.
+fn check_clock_skew(wall_ms: u64, store_ms: u64, grace_ms: u64) -> Result<()> {
+    let skew_ms = wall_ms.abs_diff(store_ms);
+    if skew_ms > grace_ms / 4 {
+        metrics::counter!("skiff_gc_clock_skew_refusals_total").increment(1);
+        return Err(Error::Internal(format!(
+            "not collecting garbage: this agent's clock is {skew_ms} ms off the store's \
+             (more than a quarter of gc_grace_ms {grace_ms}); fix its time (NTP)"
+        )));
+    }
+    Ok(())
 }
 
 /// Commit an entry that only carries this agent's time into the log's.

@@ -12,7 +12,8 @@ use super::super::tail::checkpoint_seq;
 use crate::store::ObjectInfo;
 use std::collections::VecDeque;
 
-/// "Now" for grace: the smaller of the log's clock and this agent's wall
+/// "Now" for grace: the smaller of the log's clock (itself capped by the
+/// store's clock, see `store_clock_ms` in `mod.rs`) and this agent's wall
 /// clock. Garbage is stamped with the log's clock when it is released, so
 /// the log's clock is what its grace is measured on; but the log's clock
 /// is the largest time any writer ever stamped, so one writer with a fast
