@@ -314,7 +314,8 @@ fn check_references(index: &LiveIndex, listing: &Listing, problems: &mut Capped<
             continue;
         };
         for l in lives {
-            if l.chunk.start + u64::from(l.chunk.len) > info.size {
+            let end = l.chunk.start.checked_add(u64::from(l.chunk.len));
+            if end.is_none_or(|end| end > info.size) {
                 let detail = format!("{} runs past the object's {} bytes", l.name(), info.size);
                 problems.push(Problem::new(ProblemKind::OutOfRange, &key, detail), 0);
             }
@@ -330,10 +331,10 @@ fn check_live_chunks(key: &str, bytes: &Bytes, lives: Option<&Vec<Live>>) -> Vec
     let mut found = Vec::new();
     for l in lives.into_iter().flatten() {
         let (start, len) = (l.chunk.start, u64::from(l.chunk.len));
-        if start + len > bytes.len() as u64 {
+        let Some(end) = start.checked_add(len).filter(|e| *e <= bytes.len() as u64) else {
             continue;
-        }
-        let chunk = bytes.slice(start as usize..(start + len) as usize);
+        };
+        let chunk = bytes.slice(start as usize..end as usize);
         if let Err(e) = decode_chunk(key, chunk, l.chunk.crc32c, l.chunk.record_count) {
             let detail = match e {
                 crate::Error::Corrupt { detail, .. } => detail,

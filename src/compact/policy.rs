@@ -70,7 +70,16 @@ pub struct Run {
     pub partition: u32,
     /// The chunks, consecutive in the partition's index, in offset order.
     pub chunks: Vec<ChunkRef>,
+    /// The widest span of record timestamps one rewritten chunk may hold,
+    /// in ms (`None`: any). Retention judges a chunk by its newest record,
+    /// so a chunk spanning more than this keeps its oldest records past
+    /// `retention_ms` by as much; set to an eighth of the topic's.
+    pub span_ms_max: Option<u64>,
 }
+
+/// A rewritten chunk spans at most `retention_ms` / this, so compaction
+/// keeps no record past its retention by more than an eighth of it.
+pub const RETENTION_SPAN_PARTS: u64 = 8;
 
 impl Run {
     /// Bytes of the run's chunks.
@@ -242,6 +251,13 @@ pub fn plan(state: &State, p: &Policy, topic: Option<&str>) -> Result<Plan> {
     for (name, id, partition, part) in partitions(state, topic) {
         runs_of(name, id, partition, part, &taken, &mut runs);
     }
+    for run in &mut runs {
+        let retention_ms = state
+            .topics
+            .get(&run.topic)
+            .and_then(|t| t.config.retention_ms);
+        run.span_ms_max = retention_ms.map(|r| (r / RETENTION_SPAN_PARTS).max(1));
+    }
     runs.sort_by(|a, b| {
         (a.oldest_ms(), &a.topic, a.partition).cmp(&(b.oldest_ms(), &b.topic, b.partition))
     });
@@ -272,6 +288,7 @@ fn runs_of(
                 topic_id,
                 partition,
                 chunks: std::mem::take(&mut current),
+                span_ms_max: None,
             }),
             _ => {}
         }

@@ -134,7 +134,8 @@ fn slice(key: &str, data: &Bytes, base: u64, start: u64, len: u32) -> Result<Byt
 /// Decode `run`'s chunks (`bytes`, in order), checking each one's checksum
 /// and record count, and re-encode their records into chunks of up to
 /// `chunk_bytes_target` (by `Record::approx_bytes`; at least one record
-/// each) whose decoded size stays within `CHUNK_DECODED_BYTES_MAX`.
+/// each) whose decoded size stays within `CHUNK_DECODED_BYTES_MAX` and
+/// whose record timestamps span at most `run.span_ms_max`.
 pub fn reencode(
     run: &Run,
     bytes: Vec<Bytes>,
@@ -145,17 +146,23 @@ pub fn reencode(
     let mut out = Vec::new();
     let mut pending: Vec<Record> = Vec::new();
     let (mut size, mut memory) = (0usize, 0usize);
+    let mut span = TimeSpan::default();
     for (c, b) in run.chunks.iter().zip(bytes) {
         for r in decode_chunk(&c.object.key(), b, c.crc32c, c.record_count)? {
             let s = r.approx_bytes();
             let m = s + RECORD_MEMORY_BYTES + r.headers.len() * HEADER_MEMORY_BYTES;
-            if !pending.is_empty() && (size + s > chunk_bytes_target || memory + m > memory_max) {
+            let full = size + s > chunk_bytes_target || memory + m > memory_max;
+            let too_wide = run
+                .span_ms_max
+                .is_some_and(|w| span.with(r.timestamp_ms).width_ms() > w);
+            if !pending.is_empty() && (full || too_wide) {
                 out.push(encode(&pending, compression)?);
                 pending.clear();
-                (size, memory) = (0, 0);
+                (size, memory, span) = (0, 0, TimeSpan::default());
             }
             size += s;
             memory += m;
+            span = span.with(r.timestamp_ms);
             pending.push(r);
         }
     }
@@ -163,6 +170,21 @@ pub fn reencode(
         out.push(encode(&pending, compression)?);
     }
     Ok(out)
+}
+
+/// The oldest and newest record timestamps of a chunk being built.
+#[derive(Debug, Clone, Copy, Default)]
+struct TimeSpan(Option<(i64, i64)>);
+
+impl TimeSpan {
+    fn with(self, t: i64) -> TimeSpan {
+        TimeSpan(Some(
+            self.0.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))),
+        ))
+    }
+    fn width_ms(self) -> u64 {
+        self.0.map_or(0, |(lo, hi)| hi.abs_diff(lo))
+    }
 }
 
 fn encode(records: &[Record], compression: Compression) -> Result<Encoded> {
@@ -209,6 +231,7 @@ mod tests {
             topic: "t".into(),
             topic_id: 1,
             partition: 0,
+            span_ms_max: None,
             chunks: refs,
         };
         (run, records, bytes)
@@ -236,6 +259,28 @@ mod tests {
             }
             assert_eq!(got, records);
         }
+    }
+
+    /// Records 10 ms apart (rec's timestamps), at most 25 ms per chunk:
+    /// three records a chunk, in order, none lost.
+    #[test]
+    fn a_rewritten_chunk_spans_at_most_its_topics_share_of_retention() {
+        let (mut run, records, bytes) = run(4, 5);
+        run.span_ms_max = Some(25);
+        let out = reencode(&run, bytes, 1 << 20, Compression::None).unwrap();
+        let mut back = Vec::new();
+        for e in &out {
+            let got = decode_chunk("k", e.bytes.clone(), e.meta.crc32c, e.meta.record_count);
+            let got = got.unwrap();
+            let ts: Vec<i64> = got.iter().map(|r| r.timestamp_ms).collect();
+            assert!(
+                ts.iter().max().unwrap() - ts.iter().min().unwrap() <= 25,
+                "{ts:?}"
+            );
+            back.extend(got);
+        }
+        assert_eq!(back, records);
+        assert_eq!(out.len(), 7, "20 records, 3 a chunk");
     }
 
     #[test]

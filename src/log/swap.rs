@@ -33,7 +33,9 @@ pub(super) fn apply_swap(state: &mut State, s: &Swap) -> Outcome {
     p.chunks.append(&mut tail);
     let old_bytes: u64 = old.iter().map(|c| u64::from(c.len)).sum();
     let new_bytes: u64 = new.iter().map(|c| u64::from(c.len)).sum();
-    p.bytes = p.bytes - old_bytes + new_bytes;
+    // Saturating: a checkpoint from a hostile bucket may miscount bytes
+    // (the invariant check names it); it must not take the agent down.
+    p.bytes = p.bytes.saturating_sub(old_bytes).saturating_add(new_bytes);
     for c in &new {
         state.retain_chunk(c);
     }

@@ -92,6 +92,9 @@ pub async fn alter_topic(node: &Node, name: &str, change: TopicChange) -> Result
         retention_ms: change.retention_ms.flatten(),
         retention_bytes: change.retention_bytes.flatten(),
     })?;
+    // Merge into the newest config: a PATCH answered by another agent a
+    // moment ago must not be undone by this agent's older view.
+    node.log().catch_up().await?;
     let current = node.log().state().topic(name)?.config.clone();
     let config = change.applied_to(&current);
     if config == current {

@@ -1,5 +1,8 @@
-//! Review of issue 12: scenarios that show a defect (each fails on main
-//! as of 8c4b4c1 and should pass once it is fixed).
+//! Defects a review of the data lifecycle (issue 12) found, each shown by
+//! a scenario that failed before its fix: a collector with a fast clock
+//! deleting an in-flight flush's segment, a PATCH on a lagging agent
+//! undoing another, compaction keeping records past their retention, and
+//! fsck panicking on a crafted chunk range.
 
 mod common;
 
