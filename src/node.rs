@@ -495,15 +495,39 @@ async fn maintenance_loop(node: std::sync::Weak<Node>, interval_ms: u64) {
         }
         // Compaction and GC on one agent (the soft leader) when there is
         // one: several would race correctly, but only waste work.
-        if !node.leads_maintenance() {
-            continue;
+        let leading = node.leads_maintenance();
+        if leading {
+            compact_round(&node).await;
+            match node.gc_once().await {
+                Ok(r) => tracing::debug!(?r, "gc pass"),
+                Err(e) => tracing::warn!(error = %e, "gc pass failed"),
+            }
         }
-        compact_round(&node).await;
-        match node.gc_once().await {
-            Ok(r) => tracing::debug!(?r, "gc pass"),
-            Err(e) => tracing::warn!(error = %e, "gc pass failed"),
-        }
+        export_upkeep_gauges(&node, leading);
     }
+}
+
+/// The upkeep gauges, from the state whatever the passes did (a failing GC
+/// must show its garbage ageing): set on the agent that runs the upkeep,
+/// zero on the others, so a former leader exports no stale values.
+fn export_upkeep_gauges(node: &Node, leading: bool) {
+    let (garbage, oldest_age_ms, pending) = match leading {
+        false => (0, 0, 0),
+        true => {
+            let st = node.log.state();
+            let oldest = st.garbage.front().map(|g| g.since_ms);
+            let age_ms = oldest.map_or(0, |t| node.clock.wall_ms().saturating_sub(t));
+            let policy = node
+                .config
+                .compact
+                .policy(node.config.ingest.segment_bytes_target);
+            let pending = crate::compact::pending_bytes(&st, &policy);
+            (st.garbage.len(), age_ms, pending)
+        }
+    };
+    metrics::gauge!("skiff_gc_garbage_objects").set(garbage as f64);
+    metrics::gauge!("skiff_gc_oldest_garbage_age_seconds").set(oldest_age_ms as f64 / 1e3);
+    metrics::gauge!("skiff_compaction_pending_bytes").set(pending as f64);
 }
 
 /// Compaction passes until nothing due is left behind (bounded).

@@ -155,6 +155,11 @@ pub async fn compact_once(
     Ok(report)
 }
 
+/// A pass's re-encoded output, held until its segments are written, is at
+/// most this many times `bytes_per_pass_max` (past it, the remaining runs
+/// wait for the next pass).
+const OUTPUT_EXPANSION_MAX: u64 = 4;
+
 /// Read, re-encode and write every run of `plan`; the swaps of the runs
 /// that made it, once all their segments are written.
 async fn rewrite_runs(
@@ -166,14 +171,26 @@ async fn rewrite_runs(
     let (inputs, bytes_read) = rewrite::read_runs(cx.store, &plan.runs).await;
     report.bytes_read = bytes_read;
     let mut done = Vec::new();
+    // Re-encoded output is held until the segments are written: bound it
+    // too (compressed input may expand), and leave the rest for a later
+    // pass.
+    let output_max = (config.bytes_per_pass_max as u64).saturating_mul(OUTPUT_EXPANSION_MAX);
+    let mut output = 0u64;
     for (run, input) in plan.runs.iter().zip(inputs) {
+        if output > output_max {
+            report.truncated = true;
+            break;
+        }
         report.chunks_read += run.chunks.len() as u64;
         let encoded = match input {
             Ok(bytes) => reencode_off_runtime(run, bytes, config, cx.compression).await,
             Err(e) => Err(e),
         };
         match encoded {
-            Ok(e) => done.push((run, e)),
+            Ok(e) => {
+                output += e.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
+                done.push((run, e))
+            }
             Err(e) => {
                 tracing::warn!(topic = %run.topic, partition = run.partition, error = %e,
                     "a compaction run failed; it is not swapped");
