@@ -175,6 +175,67 @@ async fn an_agent_that_cannot_decode_the_newest_checkpoint_never_commits_into_a_
     assert_eq!(values.len(), 12);
 }
 
+/// An agent catching up after a gap lists the checkpoints, then reads the
+/// log; if, while it reads, two checkpoints are written and GC collects
+/// the very entry it is about to read, the not-found it gets is a hole,
+/// not the head. It must see the newer checkpoint (one more LIST) and
+/// start over from it, so its next write lands at the real head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_that_gc_overtakes_starts_over_from_the_newer_checkpoint() {
+    let seed = seed("a_catch_up_that_gc_overtakes_starts_over_from_the_newer_checkpoint");
+    let (base, _g) = new_store("memory");
+    let clock_b = ManualClock::new();
+    let base = clocked(&base, &clock_b);
+    let faulty = Arc::new(FaultStore::new(base.clone(), seed.value()));
+    let a_store: SharedStore = faulty.clone();
+    let clock_a = ManualClock::new();
+    let mut frozen = fast_config();
+    frozen.tail_interval_ms = 600_000;
+    let a = node_with(&a_store, frozen, clock_a.clone()).await;
+    let b = node_with(&base, collector_config(), clock_b.clone()).await;
+    b.create_topic("t", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    a.log().catch_up().await.unwrap();
+    let next = a.log().head() + 1;
+    // A's view goes stale; its catch-up is held at its first log GET.
+    clock_a.advance(HOUR_MS);
+    let gate = Gate::new();
+    faulty.add(FaultRule::new(Op::Get, &log_key(next), Fault::Hold(gate.clone())).nth(1));
+    let catching_up = tokio::spawn({
+        let a = a.clone();
+        async move { a.log().catch_up().await }
+    });
+    gate.wait_arrived().await;
+    // Meanwhile B commits, checkpoints twice and collects `next`.
+    for i in 0..10 {
+        produce(&b, &format!("b-{i}")).await.unwrap();
+    }
+    b.log().write_checkpoint().await.unwrap();
+    clock_b.advance(HOUR_MS);
+    tick(&b).await;
+    b.log().write_checkpoint().await.unwrap();
+    let report = b.gc_once().await.unwrap();
+    assert!(report.log_entries_deleted > 0, "{report:?}");
+    assert!(base.get(&log_key(next)).await.unwrap_err().is_not_found());
+    gate.open();
+    catching_up.await.unwrap().unwrap();
+    assert_eq!(a.log().head(), b.log().head(), "A caught up past the hole");
+    let o = produce(&a, "a-after").await.unwrap();
+    assert_eq!(o, [10], "A's record lands after B's ten");
+    b.log().catch_up().await.unwrap();
+    let values: Vec<String> = read_all(&b, "t", 0)
+        .await
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        values.last().map(String::as_str),
+        Some("a-after"),
+        "{values:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_paused_between_upload_and_commit_does_not_name_a_segment_gc_may_sweep() {
     let (base, _g) = new_store("memory");

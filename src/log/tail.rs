@@ -31,6 +31,9 @@ pub(crate) fn checkpoint_seq(key: &str) -> Option<u64> {
     key.strip_prefix("checkpoints/")?.parse().ok()
 }
 
+/// Refreshes after a gap tried at most before giving up (each starts from
+/// a newer checkpoint than the last).
+const REFRESH_ATTEMPTS_MAX: usize = 4;
 /// Log entries fetched concurrently at most while catching up (bounds the
 /// bytes in flight to this many entries).
 const READ_AHEAD_MAX: u64 = 256;
@@ -121,7 +124,30 @@ impl CommitLog {
     }
 
     /// Caller holds `refreshing`. Returns the new confirmation time.
+    ///
+    /// After a gap, the checkpoints listed at the start only vouch for
+    /// entries not collected *before* that LIST; entries past the loaded
+    /// checkpoint could be collected while the refresh reads them (two new
+    /// checkpoints and a GC pass in the meantime). So such a refresh ends
+    /// with one more LIST: a checkpoint past the head it reached means the
+    /// not-found may be a collected hole, and it starts over from that
+    /// checkpoint (at most [`REFRESH_ATTEMPTS_MAX`] times).
     async fn refresh(&self) -> Result<u64> {
+        for _ in 0..REFRESH_ATTEMPTS_MAX {
+            if let Some(confirmed) = self.refresh_once().await? {
+                return Ok(confirmed);
+            }
+        }
+        self.drop_view();
+        Err(Error::CommitUncertain(format!(
+            "the log moved past {} checkpoints while this agent caught up; try again",
+            REFRESH_ATTEMPTS_MAX
+        )))
+    }
+
+    /// One refresh; `None` if a checkpoint past the head appeared while a
+    /// refresh after a gap read the log (start over).
+    async fn refresh_once(&self) -> Result<Option<u64>> {
         let started = self.clock.mono_ms();
         let last = self.confirmed_at_ms.load(Ordering::Relaxed);
         let continuous =
@@ -175,7 +201,20 @@ impl CommitLog {
             }
             window = (window * 2).min(READ_AHEAD_MAX);
         }
+        if !continuous && self.checkpoint_past_head().await? {
+            return Ok(None);
+        }
         self.confirmed_at_ms.store(started, Ordering::Relaxed);
-        Ok(started)
+        Ok(Some(started))
+    }
+
+    /// LIST the checkpoints again: whether one is past the head.
+    async fn checkpoint_past_head(&self) -> Result<bool> {
+        let listed = self.store.list("checkpoints/").await?;
+        let highest = listed.iter().filter_map(|c| checkpoint_seq(&c.key)).max();
+        let highest = highest.unwrap_or(0);
+        self.checkpoint_listed_seq
+            .fetch_max(highest, Ordering::Relaxed);
+        Ok(highest > self.head())
     }
 }
